@@ -1,0 +1,103 @@
+// The load report: for every checkpoint tensor, the rule that consumed it (or the ignore rule and its reason);
+// for every parameter, its IR format, layout and bytes; plus totals. `inspect` prints it; tests read it.
+import type { SafetensorsDtype } from './dtypes.js';
+import type { IrFormat } from './ir.js';
+import type { LoadPlan } from './load_plan.js';
+import type { LoadProblem } from './load_problems.js';
+import { irBytes } from './param_plan.js';
+import { describeScheme } from './quant_scheme.js';
+
+export interface TensorRecord {
+  name: string;
+  file: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  bytes: number;
+  /** The rule or ignore rule it hit; null when it matched none (then it is in `problems`). */
+  rule: string | null;
+  /** rejected: it hit a rule but its parameter has a problem. */
+  status: 'consumed' | 'ignored' | 'rejected' | 'unmatched';
+  param: string | null;
+  reason: string | null;
+}
+
+export interface ParamRecord {
+  name: string;
+  group: string;
+  kind: string;
+  format: IrFormat;
+  shape: number[];
+  layout: string;
+  irBytes: number;
+  notes: string[];
+  rules: string[];
+}
+
+export interface LoadReport {
+  dir: string;
+  architecture: string;
+  format: string;
+  formatSource: string;
+  files: { name: string; bytes: number }[];
+  tensors: TensorRecord[];
+  params: ParamRecord[];
+  problems: LoadProblem[];
+  totals: {
+    checkpointBytes: number;
+    consumedBytes: number;
+    ignoredBytes: number;
+    irBytes: number;
+    irBytesByFormat: Record<IrFormat, number>;
+  };
+}
+
+export function buildLoadReport(plan: LoadPlan): LoadReport {
+  const consumed = new Map<string, { rule: string; param: string }>();
+  for (const p of plan.params)
+    for (const s of p.sources) consumed.set(s.tensor.name, { rule: s.rule.name, param: p.spec.name });
+  const ignored = new Map(plan.ignored.map((i) => [i.tensor.name, i.rule]));
+  const matched = new Map<string, { rule: string; param: string }>();
+  for (const [param, list] of plan.matches.byParam)
+    for (const m of list) matched.set(m.tensor.name, { rule: m.rule.name, param });
+  const tensors: TensorRecord[] = [...plan.checkpoint.tensors.values()].map((t) => {
+    const c = consumed.get(t.name);
+    const ig = ignored.get(t.name);
+    const base = { name: t.name, file: t.file.fileName, dtype: t.dtype, shape: t.shape, bytes: t.byteLength };
+    if (c) return { ...base, rule: c.rule, status: 'consumed', param: c.param, reason: null };
+    if (ig) return { ...base, rule: ig.name, status: 'ignored', param: null, reason: ig.reason };
+    const m = matched.get(t.name);
+    if (m) return { ...base, rule: m.rule, status: 'rejected', param: m.param, reason: 'its parameter has a problem' };
+    return { ...base, rule: null, status: 'unmatched', param: null, reason: null };
+  });
+  const params: ParamRecord[] = plan.params.map((p) => ({
+    name: p.spec.name,
+    group: p.spec.group,
+    kind: p.spec.kind,
+    format: p.ir.format,
+    shape: p.ir.shape,
+    layout: p.layout,
+    irBytes: irBytes(p.ir),
+    notes: p.notes,
+    rules: [...new Set(p.sources.map((s) => s.rule.name))],
+  }));
+  const byFormat: Record<IrFormat, number> = { bf16: 0, nvfp4: 0, fp8: 0 };
+  for (const p of params) byFormat[p.format] += p.irBytes;
+  const sum = (xs: TensorRecord[]) => xs.reduce((n, t) => n + t.bytes, 0);
+  return {
+    dir: plan.dir,
+    architecture: plan.spec.architecture,
+    format: describeScheme(plan.scheme),
+    formatSource: plan.scheme.source,
+    files: plan.checkpoint.files.map((f) => ({ name: f.fileName, bytes: f.fileBytes })),
+    tensors,
+    params,
+    problems: plan.problems,
+    totals: {
+      checkpointBytes: sum(tensors),
+      consumedBytes: sum(tensors.filter((t) => t.status === 'consumed')),
+      ignoredBytes: sum(tensors.filter((t) => t.status === 'ignored')),
+      irBytes: params.reduce((n, p) => n + p.irBytes, 0),
+      irBytesByFormat: byFormat,
+    },
+  };
+}
