@@ -1,0 +1,172 @@
+// A CPU stand-in for the model, for engine tests. Its "KV cache" stores the token id at each slot; the next token
+// is a hash of the tokens it reads back through the block table, so a wrong slot mapping, a block shared by
+// mistake or a prefix-cache hit on the wrong content changes the output (or throws), and a correct recompute or
+// cache hit gives exactly the same tokens. Greedy: f(context). Random: f(context, seed, output index).
+import { EngineError } from '../core/errors.js';
+import type { ModelRunner, PromptLogprobsOutput, SampledToken, StepOutput } from './model_runner.js';
+import type { TokenLogprobs } from './request.js';
+import type { SampleSpec, ScheduledBatch, ScheduledSeq } from './scheduled_batch.js';
+
+export interface FakeModelRunnerOptions {
+  numKvBlocks: number;
+  blockSize?: number;
+  maxModelLen?: number;
+  vocabSize?: number;
+  /** Make each step take this long (a timer, so the event loop runs meanwhile); 0 = a microtask. */
+  stepDelayMs?: number;
+}
+
+/** What a step ran, for tests to check batching (interleaving, max_num_seqs, chunk sizes). */
+export interface StepRecord {
+  readonly stepId: number;
+  readonly entries: readonly { seqId: number; phase: ScheduledSeq['phase']; numTokens: number; isSampled: boolean }[];
+}
+
+export class FakeModelRunner implements ModelRunner {
+  readonly numKvBlocks: number;
+  readonly blockSize: number;
+  readonly maxModelLen: number;
+  readonly vocabSize: number;
+  readonly steps: StepRecord[] = [];
+  isReleased = false;
+
+  private readonly stepDelayMs: number;
+  private readonly kvTokens: Int32Array;
+  private readonly isWritten: Uint8Array;
+
+  constructor(options: FakeModelRunnerOptions) {
+    this.numKvBlocks = options.numKvBlocks;
+    this.blockSize = options.blockSize ?? 16;
+    this.maxModelLen = options.maxModelLen ?? 4096;
+    this.vocabSize = options.vocabSize ?? 1000;
+    this.stepDelayMs = options.stepDelayMs ?? 0;
+    this.kvTokens = new Int32Array(this.numKvBlocks * this.blockSize);
+    this.isWritten = new Uint8Array(this.numKvBlocks * this.blockSize);
+  }
+
+  async execute(batch: ScheduledBatch): Promise<StepOutput> {
+    if (this.isReleased) throw new EngineError('DAWN_ERR_ENGINE_RUNNER', 'fake runner: execute after release');
+    if (this.stepDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.stepDelayMs));
+    else await Promise.resolve();
+    // As in a real forward pass, every new token's KV is written before any attention reads.
+    for (const entry of batch.entries) this.writeKv(entry);
+    const sampled: SampledToken[] = [];
+    const promptLogprobs: PromptLogprobsOutput[] = [];
+    for (const entry of batch.entries) {
+      const prefixHashes = this.readContextHashes(entry);
+      if (entry.sample !== null) sampled.push(this.sample(entry.seqId, prefixHashes[entry.contextLen], entry.sample));
+      if (entry.phase === 'prefill' && entry.promptLogprobs !== null) {
+        const { numTop, targetTokenIds } = entry.promptLogprobs;
+        const first = entry.positions[0] + 1;
+        const logprobs = targetTokenIds.map((t, i) => fakeLogprobs(prefixHashes[first + i], t, numTop, this.vocabSize));
+        promptLogprobs.push({ seqId: entry.seqId, logprobs });
+      }
+    }
+    this.steps.push({
+      stepId: batch.stepId,
+      entries: batch.entries.map((e) => ({
+        seqId: e.seqId,
+        phase: e.phase,
+        numTokens: e.tokenIds.length,
+        isSampled: e.sample !== null,
+      })),
+    });
+    return { sampled, promptLogprobs };
+  }
+
+  async release(): Promise<void> {
+    this.isReleased = true;
+  }
+
+  /** The greedy next token after `context`, computed directly (what the engine should produce). */
+  expectedGreedy(context: readonly number[]): number {
+    return fnvTokens(context) % this.vocabSize;
+  }
+
+  private writeKv(entry: ScheduledSeq): void {
+    const where = `step entry for seq ${entry.seqId}`;
+    const n = entry.tokenIds.length;
+    if (n === 0 || entry.positions.length !== n || entry.slotMapping.length !== n)
+      throw new EngineError(
+        'DAWN_ERR_ENGINE_BATCH',
+        `fake runner: ${where} has ${n} tokens, ${entry.positions.length} positions, ${entry.slotMapping.length} slots; expected equal and ≥ 1`,
+      );
+    if (entry.positions[n - 1] + 1 !== entry.contextLen)
+      throw new EngineError(
+        'DAWN_ERR_ENGINE_BATCH',
+        `fake runner: ${where}: contextLen ${entry.contextLen}, expected last position + 1 = ${entry.positions[n - 1] + 1}`,
+      );
+    for (let i = 0; i < n; i++) {
+      const pos = entry.positions[i];
+      const expected = this.slotOf(entry, pos);
+      if (entry.slotMapping[i] !== expected)
+        throw new EngineError(
+          'DAWN_ERR_ENGINE_BATCH',
+          `fake runner: ${where}: position ${pos} maps to slot ${entry.slotMapping[i]}, expected ${expected} from block table [${entry.blockTable.join(', ')}]`,
+        );
+      this.kvTokens[expected] = entry.tokenIds[i];
+      this.isWritten[expected] = 1;
+    }
+  }
+
+  /** prefixHashes[k] = hash of the first k tokens read back from the KV cache, for k = 0 … contextLen. */
+  private readContextHashes(entry: ScheduledSeq): Uint32Array {
+    const hashes = new Uint32Array(entry.contextLen + 1);
+    hashes[0] = FNV_OFFSET;
+    for (let pos = 0; pos < entry.contextLen; pos++) {
+      const slot = this.slotOf(entry, pos);
+      if (!this.isWritten[slot])
+        throw new EngineError(
+          'DAWN_ERR_ENGINE_BATCH',
+          `fake runner: seq ${entry.seqId} reads position ${pos} from slot ${slot}, which was never written`,
+        );
+      hashes[pos + 1] = fnvStep(hashes[pos], this.kvTokens[slot]);
+    }
+    return hashes;
+  }
+
+  private slotOf(entry: ScheduledSeq, pos: number): number {
+    const block = entry.blockTable[Math.floor(pos / this.blockSize)];
+    if (block === undefined || block < 0 || block >= this.numKvBlocks)
+      throw new EngineError(
+        'DAWN_ERR_ENGINE_BATCH',
+        `fake runner: seq ${entry.seqId} position ${pos} has no valid block (table [${entry.blockTable.join(', ')}], ${this.numKvBlocks} blocks)`,
+      );
+    return block * this.blockSize + (pos % this.blockSize);
+  }
+
+  private sample(seqId: number, contextHash: number, spec: SampleSpec): SampledToken {
+    const h = spec.params.temperature === 0 ? contextHash : mix(contextHash, spec.seed, spec.outputIndex);
+    let tokenId = h % this.vocabSize;
+    while (spec.suppressTokenIds.includes(tokenId)) tokenId = (tokenId + 1) % this.vocabSize;
+    const logprobs = spec.numLogprobs === null ? null : fakeLogprobs(h, tokenId, spec.numLogprobs, this.vocabSize);
+    return { seqId, tokenId, logprobs };
+  }
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+
+function fnvStep(h: number, tokenId: number): number {
+  let x = h;
+  for (let shift = 0; shift < 32; shift += 8) x = Math.imul(x ^ ((tokenId >>> shift) & 0xff), 0x01000193) >>> 0;
+  return x;
+}
+
+function fnvTokens(tokens: readonly number[]): number {
+  return tokens.reduce(fnvStep, FNV_OFFSET);
+}
+
+/** Folds the seed (any safe integer) and the output index into a context hash. */
+function mix(h: number, seed: number, outputIndex: number): number {
+  const seedLow = seed >>> 0;
+  const seedHigh = Math.floor(seed / 2 ** 32) >>> 0;
+  return [seedLow, seedHigh, outputIndex].reduce(fnvStep, h);
+}
+
+/** Deterministic stand-in numbers: the context's favourite token gets -0.1, every other token less. */
+function fakeLogprobs(h: number, tokenId: number, numTop: number, vocabSize: number): TokenLogprobs {
+  const favourite = h % vocabSize;
+  const top = Array.from({ length: numTop }, (_, i) => ({ tokenId: (favourite + i) % vocabSize, logprob: -0.1 - i }));
+  const offset = (tokenId - favourite + vocabSize) % vocabSize;
+  return { tokenId, logprob: -0.1 - offset, rank: offset + 1, top };
+}

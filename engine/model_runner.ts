@@ -1,0 +1,40 @@
+// What the engine needs from a model: run one scheduled batch (write the new tokens' KV into the slots given,
+// attend over the block tables, sample where asked) and say how big its KV pool is. models/<arch> implements it
+// on the GPU; engine/fake_model_runner.ts implements it on the CPU for tests.
+import type { TokenLogprobs } from './request.js';
+import type { ScheduledBatch } from './scheduled_batch.js';
+
+export interface SampledToken {
+  readonly seqId: number;
+  readonly tokenId: number;
+  /** When the entry's SampleSpec.numLogprobs is set, else null. */
+  readonly logprobs: TokenLogprobs | null;
+}
+
+export interface PromptLogprobsOutput {
+  readonly seqId: number;
+  /** One per PromptLogprobsSpec.targetTokenIds entry, in order. */
+  readonly logprobs: readonly TokenLogprobs[];
+}
+
+export interface StepOutput {
+  /** Exactly one per batch entry whose `sample` is not null. */
+  readonly sampled: readonly SampledToken[];
+  /** Exactly one per prefill entry whose `promptLogprobs` is not null. */
+  readonly promptLogprobs: readonly PromptLogprobsOutput[];
+}
+
+export interface ModelRunner {
+  /** KV blocks the runner allocated (from its measured memory budget; a fixed default on lavapipe). */
+  readonly numKvBlocks: number;
+  /** Tokens per KV block. */
+  readonly blockSize: number;
+  /** Longest sequence (prompt + output) the model supports. */
+  readonly maxModelLen: number;
+  /** Token ids must be below this. */
+  readonly vocabSize: number;
+  /** Runs one step. The batch's arrays are read only and must not be kept after the promise settles. */
+  execute(batch: ScheduledBatch): Promise<StepOutput>;
+  /** Frees device memory; execute must not be called afterwards. */
+  release(): Promise<void>;
+}
