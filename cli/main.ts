@@ -7,6 +7,10 @@ const commands: Record<string, { help: string; run: () => Promise<(argv: string[
     help: 'show the GPU adapter and its capabilities, and self-test a kernel',
     run: async () => (await import('./info.js')).runInfo,
   },
+  inspect: {
+    help: 'show how a checkpoint maps onto the model',
+    run: async () => (await import('./inspect.js')).runInspect,
+  },
 };
 
 function usage(): string {

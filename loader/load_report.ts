@@ -25,6 +25,8 @@ export interface ParamRecord {
   name: string;
   group: string;
   kind: string;
+  /** The model accepts it quantized; false for what dawnllm always keeps BF16 (norms, router, lm_head, vision). */
+  isQuantizable: boolean;
   format: IrFormat;
   shape: number[];
   layout: string;
@@ -73,6 +75,7 @@ export function buildLoadReport(plan: LoadPlan): LoadReport {
     name: p.spec.name,
     group: p.spec.group,
     kind: p.spec.kind,
+    isQuantizable: p.spec.isQuantizable,
     format: p.ir.format,
     shape: p.ir.shape,
     layout: p.layout,
