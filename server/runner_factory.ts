@@ -1,0 +1,65 @@
+// Where `serve` gets its model runner. The default factory loads the GPU runner of the checkpoint's architecture
+// (models/qwen3_vl_moe/runner.ts, built in the model issue); tests and tools pass their own factory (the CPU fake
+// runner) instead. The factory reports what it loaded, so serve can print the format and load summary.
+import { ModelError } from '../core/errors.js';
+import type { ModelRunner } from '../engine/model_runner.js';
+
+export interface RunnerLoadOptions {
+  /** Checkpoint directory. */
+  modelDir: string;
+  /** --max-model-len; null: the model's own limit. */
+  maxModelLen: number | null;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  /** Fraction of device memory the weights + KV cache may take (sizes the KV pool). */
+  gpuMemoryUtilization: number;
+  /** --dtype: 'auto' | 'bfloat16' | 'float16' | 'float32'. */
+  dtype: string;
+  /** --quantization: 'auto' (detect from the checkpoint) or a scheme name to insist on. */
+  quantization: string;
+  /** --kv-cache-dtype: 'auto' | 'fp8'. */
+  kvCacheDtype: string;
+  /** --device: adapter name substring; null: the default adapter. */
+  device: string | null;
+  /** Progress lines (load progress, the adapter line). */
+  onProgress?: (line: string) => void;
+}
+
+export interface LoadedRunner {
+  runner: ModelRunner;
+  /** The weight format found, e.g. "nvfp4 (modelopt)". */
+  format: string;
+  /** A few lines summing up the load report (tensors consumed / ignored, bytes per format). */
+  loadSummary: readonly string[];
+}
+
+export type RunnerFactory = (options: RunnerLoadOptions) => Promise<LoadedRunner>;
+
+/** The module the default factory loads, and the function it calls there. */
+export const defaultRunnerModule = '../models/qwen3_vl_moe/runner.js';
+export const defaultRunnerExport = 'loadRunner';
+
+/** Loads the GPU runner from models/qwen3_vl_moe/runner.ts; a clear error while that module does not exist. */
+export const defaultRunnerFactory: RunnerFactory = async (options) => {
+  let mod: Record<string, unknown>;
+  try {
+    // A computed specifier: the module may not exist yet, and typecheck must not depend on it.
+    const specifier: string = defaultRunnerModule;
+    mod = (await import(specifier)) as Record<string, unknown>;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== 'ERR_MODULE_NOT_FOUND' || !String((err as Error).message).includes('runner')) throw err;
+    throw new ModelError(
+      'DAWN_ERR_MODEL_RUNNER_MISSING',
+      `serve: the GPU model runner (models/qwen3_vl_moe/runner.ts) is not part of this build, so ${options.modelDir} cannot be served`,
+      { hint: 'the model runner lands with the model issue; until then only tests with the fake runner can serve' },
+    );
+  }
+  const load = mod[defaultRunnerExport];
+  if (typeof load !== 'function')
+    throw new ModelError(
+      'DAWN_ERR_MODEL_RUNNER_MISSING',
+      `serve: models/qwen3_vl_moe/runner.ts has no ${defaultRunnerExport}(options) export; found ${Object.keys(mod).join(', ') || 'no exports'}`,
+    );
+  return (load as RunnerFactory)(options);
+};

@@ -1,0 +1,65 @@
+// Everything a loaded model serves with: its tokenizer and chat template, its generation_config defaults and EOS
+// ids, and the engine running on the runner. Built once the runner exists.
+import { eosTokenIdsOf, type GenerationConfig, loadGenerationConfig } from '../engine/generation_config.js';
+import { LLMEngine } from '../engine/engine.js';
+import type { ModelRunner } from '../engine/model_runner.js';
+import type { SamplingParamsInput } from '../engine/sampling_params.js';
+import { ChatTemplate } from '../models/common/chat_template.js';
+import { Tokenizer } from '../models/common/tokenizer.js';
+import { TextOutputProcessor } from './text_output.js';
+
+export interface ServingModelOptions {
+  modelDir: string;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  /** Requests waiting for their first step; one more is refused with 429 and Retry-After. */
+  maxWaitingRequests: number;
+  enablePrefixCaching: boolean;
+  /** --chat-template: a file or the template text; null: the checkpoint's. */
+  chatTemplate: string | null;
+  /** --generation-config: 'auto' (the model's defaults), 'vllm' (neutral) or a directory. */
+  generationConfig: string;
+}
+
+export class ServingModel {
+  readonly tokenizer: Tokenizer;
+  readonly chatTemplate: ChatTemplate;
+  readonly generationConfig: GenerationConfig;
+  readonly eosTokenIds: readonly number[];
+  readonly engine: LLMEngine;
+  readonly output: TextOutputProcessor;
+  /** The fallback layer between a request's fields and the built-in (OpenAI) defaults. */
+  readonly samplingDefaults: SamplingParamsInput;
+  /** generation_config's max_new_tokens: caps max_tokens; null when unset. */
+  readonly maxNewTokens: number | null;
+
+  constructor(runner: ModelRunner, options: ServingModelOptions) {
+    this.tokenizer = Tokenizer.load(options.modelDir);
+    this.chatTemplate = ChatTemplate.load(options.modelDir, this.tokenizer, options.chatTemplate);
+    this.generationConfig = loadGenerationConfig(options.modelDir, { mode: options.generationConfig });
+    this.eosTokenIds = eosTokenIdsOf(this.tokenizer.eosTokenId, this.generationConfig);
+    const d = this.generationConfig.samplingDefaults;
+    this.samplingDefaults = {
+      temperature: d.temperature,
+      topP: d.topP,
+      topK: d.topK,
+      minP: d.minP,
+      repetitionPenalty: d.repetitionPenalty,
+    };
+    this.maxNewTokens = d.maxTokens ?? null;
+    this.output = new TextOutputProcessor(this.tokenizer, this.eosTokenIds);
+    this.engine = new LLMEngine({
+      runner,
+      maxNumSeqs: options.maxNumSeqs,
+      maxNumBatchedTokens: options.maxNumBatchedTokens,
+      maxWaiting: options.maxWaitingRequests,
+      eosTokenIds: this.eosTokenIds,
+      enablePrefixCaching: options.enablePrefixCaching,
+      outputProcessor: this.output,
+    });
+  }
+
+  get maxModelLen(): number {
+    return this.engine.maxModelLen;
+  }
+}
