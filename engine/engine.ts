@@ -4,6 +4,7 @@
 import { ApiError, EngineError } from '../core/errors.js';
 import { logger } from '../core/log.js';
 import { BlockManager } from './block_manager.js';
+import type { TokenTextDecoder } from './detokenizer.js';
 import { checkTokenFinish, type Finish } from './finish_check.js';
 import { EngineMetrics, type MetricsSnapshot } from './metrics.js';
 import type { ModelRunner, StepOutput } from './model_runner.js';
@@ -15,6 +16,7 @@ import { RequestStream } from './request_stream.js';
 import type { ScheduledBatch } from './scheduled_batch.js';
 import { Scheduler } from './scheduler.js';
 import { Sequence } from './sequence.js';
+import { TextOutputProcessor } from './text_output_processor.js';
 
 const log = logger('engine');
 
@@ -28,8 +30,11 @@ export interface EngineOptions {
   eosTokenIds: readonly number[];
   /** Share KV blocks between requests with equal prefixes (and between n > 1 siblings); default true. */
   enablePrefixCaching?: boolean;
-  /** Turns token ids into text and finds stop strings; default: TokenIdOutputProcessor. */
+  /** Turns token ids into text and finds stop strings; default: a TextOutputProcessor over `tokenizer` if given,
+   * else TokenIdOutputProcessor. */
   outputProcessor?: OutputProcessor;
+  /** The model's tokenizer, for text deltas and stop strings (models/common/tokenizer.ts's Tokenizer fits). */
+  tokenizer?: TokenTextDecoder;
 }
 
 /** 429: the queue is full. `retryAfterS` is for the Retry-After header. */
@@ -68,7 +73,9 @@ export class LLMEngine {
     const { enablePrefixCaching, maxNumSeqs, maxNumBatchedTokens, eosTokenIds } = options;
     this.blocks = new BlockManager(runner.numKvBlocks, runner.blockSize, { enablePrefixCaching });
     this.scheduler = new Scheduler(this.blocks, { maxNumSeqs, maxNumBatchedTokens, eosTokenIds });
-    this.processor = options.outputProcessor ?? new TokenIdOutputProcessor();
+    this.processor =
+      options.outputProcessor ??
+      (options.tokenizer === undefined ? new TokenIdOutputProcessor() : new TextOutputProcessor(options.tokenizer));
     if (!Number.isSafeInteger(options.maxWaiting) || options.maxWaiting < 0)
       throw new EngineError(
         'DAWN_ERR_ENGINE_CONFIG',
@@ -153,6 +160,11 @@ export class LLMEngine {
     });
   }
 
+  /** KV pool capacity in tokens (for the server's "GPU KV cache size: N tokens" line). */
+  get kvCacheSizeTokens(): number {
+    return this.blocks.numBlocks * this.blocks.blockSize;
+  }
+
   /** Free KV blocks now (for tests and the server's health view). */
   get numFreeKvBlocks(): number {
     return this.blocks.numFreeBlocks;
@@ -225,6 +237,8 @@ export class LLMEngine {
     this.lastStepCpuMs = cpuMs;
     this.metrics.numSteps++;
     this.metrics.stepCpu.observe(cpuMs / 1000);
+    this.metrics.maxStepCpuS = Math.max(this.metrics.maxStepCpuS, cpuMs / 1000);
+    if (batch.numTokens > 0) this.metrics.iterationTokens.observe(batch.numTokens);
   }
 
   private markScheduled(batch: ScheduledBatch, now: number): void {
@@ -262,11 +276,11 @@ export class LLMEngine {
     }
     if (prevMs !== null) this.metrics.interTokenLatency.observe((now - prevMs) / 1000);
     this.metrics.generationTokens++;
-    const processed = this.processor.onTokens(seq, [tokenId]);
+    const tokenFinish = checkTokenFinish(seq, tokenId, this.eosTokenIds, this.maxModelLen);
+    const processed = this.processor.onTokens(seq, [tokenId], tokenFinish);
+    // A stop string found in this token's text wins over EOS or length on the same token, as in vLLM.
     const finish: Finish | null =
-      processed.finished === 'stop'
-        ? { reason: 'stop', stopReason: processed.stopString ?? null }
-        : checkTokenFinish(seq, tokenId, this.eosTokenIds, this.maxModelLen);
+      processed.finished === 'stop' ? { reason: 'stop', stopReason: processed.stopString ?? null } : tokenFinish;
     if (finish !== null) this.finishSeq(seq, finish);
     state.stream.push(state.delta(seq, [tokenId], processed.textDelta, finish, now));
     if (state.isFinished) this.completeRequest(state, now);
@@ -286,6 +300,10 @@ export class LLMEngine {
     for (const seq of state.seqs) this.metrics.requestSuccess[seq.finishReason ?? 'abort']++;
     if (state.seqs.some((s) => s.finishReason !== 'abort'))
       this.metrics.e2eRequestLatency.observe(done.timings.e2eMs / 1000);
+    if (state.firstTokenMs !== null) {
+      this.metrics.requestPrefillTime.observe(done.timings.prefillMs / 1000);
+      this.metrics.requestDecodeTime.observe((now - state.firstTokenMs) / 1000);
+    }
   }
 
   private failBatch(batch: ScheduledBatch, error: unknown): void {

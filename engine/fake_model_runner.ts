@@ -2,6 +2,8 @@
 // is a hash of the tokens it reads back through the block table, so a wrong slot mapping, a block shared by
 // mistake or a prefix-cache hit on the wrong content changes the output (or throws), and a correct recompute or
 // cache hit gives exactly the same tokens. Greedy: f(context). Random: f(context, seed, output index).
+// A test may script greedy output instead (real text for detokenizer and stop-string tests); the script still only
+// sees the context as read back from the KV cache.
 import { EngineError } from '../core/errors.js';
 import type { ModelRunner, PromptLogprobsOutput, SampledToken, StepOutput } from './model_runner.js';
 import type { TokenLogprobs } from './request.js';
@@ -14,6 +16,10 @@ export interface FakeModelRunnerOptions {
   vocabSize?: number;
   /** Make each step take this long (a timer, so the event loop runs meanwhile); 0 = a microtask. */
   stepDelayMs?: number;
+  /** Greedy next token from the context read back from the KV cache; null falls back to the hash rule. */
+  script?: (context: readonly number[]) => number | null;
+  /** This step (by stepId) throws, as a failing GPU step would. */
+  failAtStepId?: number;
 }
 
 /** What a step ran, for tests to check batching (interleaving, max_num_seqs, chunk sizes). */
@@ -31,8 +37,12 @@ export class FakeModelRunner implements ModelRunner {
   isReleased = false;
 
   private readonly stepDelayMs: number;
+  private readonly script: FakeModelRunnerOptions['script'];
+  private readonly failAtStepId: number | undefined;
   private readonly kvTokens: Int32Array;
   private readonly isWritten: Uint8Array;
+  private contextScratch = new Int32Array(0);
+  private hashScratch = new Uint32Array(0);
 
   constructor(options: FakeModelRunnerOptions) {
     this.numKvBlocks = options.numKvBlocks;
@@ -40,6 +50,8 @@ export class FakeModelRunner implements ModelRunner {
     this.maxModelLen = options.maxModelLen ?? 4096;
     this.vocabSize = options.vocabSize ?? 1000;
     this.stepDelayMs = options.stepDelayMs ?? 0;
+    this.script = options.script;
+    this.failAtStepId = options.failAtStepId;
     this.kvTokens = new Int32Array(this.numKvBlocks * this.blockSize);
     this.isWritten = new Uint8Array(this.numKvBlocks * this.blockSize);
   }
@@ -48,13 +60,17 @@ export class FakeModelRunner implements ModelRunner {
     if (this.isReleased) throw new EngineError('DAWN_ERR_ENGINE_RUNNER', 'fake runner: execute after release');
     if (this.stepDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.stepDelayMs));
     else await Promise.resolve();
+    if (batch.stepId === this.failAtStepId)
+      throw new EngineError('DAWN_ERR_ENGINE_RUNNER', `fake runner: step ${batch.stepId} fails on purpose`);
     // As in a real forward pass, every new token's KV is written before any attention reads.
     for (const entry of batch.entries) this.writeKv(entry);
     const sampled: SampledToken[] = [];
     const promptLogprobs: PromptLogprobsOutput[] = [];
     for (const entry of batch.entries) {
-      const prefixHashes = this.readContextHashes(entry);
-      if (entry.sample !== null) sampled.push(this.sample(entry.seqId, prefixHashes[entry.contextLen], entry.sample));
+      const context = this.readContext(entry);
+      if (this.hashScratch.length < context.length + 1) this.hashScratch = new Uint32Array(context.length * 2 + 1);
+      const prefixHashes = prefixHashesOf(context, this.hashScratch);
+      if (entry.sample !== null) sampled.push(this.sample(entry.seqId, context, prefixHashes, entry.sample));
       if (entry.phase === 'prefill' && entry.promptLogprobs !== null) {
         const { numTop, targetTokenIds } = entry.promptLogprobs;
         const first = entry.positions[0] + 1;
@@ -91,6 +107,11 @@ export class FakeModelRunner implements ModelRunner {
         'DAWN_ERR_ENGINE_BATCH',
         `fake runner: ${where} has ${n} tokens, ${entry.positions.length} positions, ${entry.slotMapping.length} slots; expected equal and ≥ 1`,
       );
+    if (entry.positions.some((p, i) => p !== entry.positions[0] + i))
+      throw new EngineError(
+        'DAWN_ERR_ENGINE_BATCH',
+        `fake runner: ${where}: positions [${entry.positions.join(', ')}] are not consecutive`,
+      );
     if (entry.positions[n - 1] + 1 !== entry.contextLen)
       throw new EngineError(
         'DAWN_ERR_ENGINE_BATCH',
@@ -109,10 +130,14 @@ export class FakeModelRunner implements ModelRunner {
     }
   }
 
-  /** prefixHashes[k] = hash of the first k tokens read back from the KV cache, for k = 0 … contextLen. */
-  private readContextHashes(entry: ScheduledSeq): Uint32Array {
-    const hashes = new Uint32Array(entry.contextLen + 1);
-    hashes[0] = FNV_OFFSET;
+  /**
+   * The tokens at positions 0 … contextLen-1, read back from the KV cache through the block table, into a scratch
+   * buffer reused across calls (valid until the next call; little garbage, so GC pauses do not land in the
+   * engine's measured step time).
+   */
+  private readContext(entry: ScheduledSeq): Int32Array {
+    if (this.contextScratch.length < entry.contextLen) this.contextScratch = new Int32Array(entry.contextLen * 2);
+    const context = this.contextScratch.subarray(0, entry.contextLen);
     for (let pos = 0; pos < entry.contextLen; pos++) {
       const slot = this.slotOf(entry, pos);
       if (!this.isWritten[slot])
@@ -120,9 +145,9 @@ export class FakeModelRunner implements ModelRunner {
           'DAWN_ERR_ENGINE_BATCH',
           `fake runner: seq ${entry.seqId} reads position ${pos} from slot ${slot}, which was never written`,
         );
-      hashes[pos + 1] = fnvStep(hashes[pos], this.kvTokens[slot]);
+      context[pos] = this.kvTokens[slot];
     }
-    return hashes;
+    return context;
   }
 
   private slotOf(entry: ScheduledSeq, pos: number): number {
@@ -135,9 +160,12 @@ export class FakeModelRunner implements ModelRunner {
     return block * this.blockSize + (pos % this.blockSize);
   }
 
-  private sample(seqId: number, contextHash: number, spec: SampleSpec): SampledToken {
-    const h = spec.params.temperature === 0 ? contextHash : mix(contextHash, spec.seed, spec.outputIndex);
-    let tokenId = h % this.vocabSize;
+  private sample(seqId: number, context: Int32Array, prefixHashes: Uint32Array, spec: SampleSpec): SampledToken {
+    const contextHash = prefixHashes[context.length];
+    const isGreedy = spec.params.temperature === 0;
+    const h = isGreedy ? contextHash : mix(contextHash, spec.seed, spec.outputIndex);
+    const scripted = isGreedy && this.script !== undefined ? this.script(Array.from(context)) : null;
+    let tokenId = scripted ?? h % this.vocabSize;
     while (spec.suppressTokenIds.includes(tokenId)) tokenId = (tokenId + 1) % this.vocabSize;
     const logprobs = spec.numLogprobs === null ? null : fakeLogprobs(h, tokenId, spec.numLogprobs, this.vocabSize);
     return { seqId, tokenId, logprobs };
@@ -154,6 +182,14 @@ function fnvStep(h: number, tokenId: number): number {
 
 function fnvTokens(tokens: readonly number[]): number {
   return tokens.reduce(fnvStep, FNV_OFFSET);
+}
+
+/** hashes[k] = hash of the first k tokens, for k = 0 … length, written into `out`. */
+function prefixHashesOf(tokens: Int32Array, out: Uint32Array): Uint32Array {
+  const hashes = out.subarray(0, tokens.length + 1);
+  hashes[0] = FNV_OFFSET;
+  for (let i = 0; i < tokens.length; i++) hashes[i + 1] = fnvStep(hashes[i], tokens[i]);
+  return hashes;
 }
 
 /** Folds the seed (any safe integer) and the output index into a context hash. */

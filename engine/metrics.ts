@@ -13,6 +13,8 @@ export const REQUEST_LATENCY_BUCKETS_S = [
   0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0,
   7680.0,
 ] as const;
+/** Tokens run per step (prefill + decode), vLLM's vllm:iteration_tokens_total buckets. */
+export const ITERATION_TOKENS_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384] as const;
 /** Engine CPU time per step (scheduling + bookkeeping, the runner's await excluded), in seconds. */
 export const STEP_CPU_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1] as const;
 
@@ -69,6 +71,13 @@ export interface MetricsSnapshot extends EngineGauges {
   readonly e2eRequestLatencyS: HistogramSnapshot;
   readonly requestQueueTimeS: HistogramSnapshot;
   readonly stepCpuS: HistogramSnapshot;
+  /** First scheduled → first token, per request (vllm:request_prefill_time_seconds). */
+  readonly requestPrefillTimeS: HistogramSnapshot;
+  /** First token → end, per request that produced one (vllm:request_decode_time_seconds). */
+  readonly requestDecodeTimeS: HistogramSnapshot;
+  readonly iterationTokens: HistogramSnapshot;
+  /** The longest engine CPU time of one step so far, seconds. */
+  readonly maxStepCpuS: number;
 }
 
 /** Counters the engine bumps as things happen; prefix-cache and preemption counts live where they are counted. */
@@ -82,6 +91,10 @@ export class EngineMetrics {
   readonly e2eRequestLatency = new Histogram(REQUEST_LATENCY_BUCKETS_S);
   readonly requestQueueTime = new Histogram(REQUEST_LATENCY_BUCKETS_S);
   readonly stepCpu = new Histogram(STEP_CPU_BUCKETS_S);
+  readonly requestPrefillTime = new Histogram(REQUEST_LATENCY_BUCKETS_S);
+  readonly requestDecodeTime = new Histogram(REQUEST_LATENCY_BUCKETS_S);
+  readonly iterationTokens = new Histogram(ITERATION_TOKENS_BUCKETS);
+  maxStepCpuS = 0;
 
   snapshot(
     gauges: EngineGauges,
@@ -99,6 +112,10 @@ export class EngineMetrics {
       e2eRequestLatencyS: this.e2eRequestLatency.snapshot(),
       requestQueueTimeS: this.requestQueueTime.snapshot(),
       stepCpuS: this.stepCpu.snapshot(),
+      requestPrefillTimeS: this.requestPrefillTime.snapshot(),
+      requestDecodeTimeS: this.requestDecodeTime.snapshot(),
+      iterationTokens: this.iterationTokens.snapshot(),
+      maxStepCpuS: this.maxStepCpuS,
     };
   }
 }

@@ -1,7 +1,9 @@
 // The seam between token ids and text. The engine calls onTokens with each sequence's new token ids (already
-// appended to seq.tokenIds) and streams back the text it returns; a processor that finds a stop string ends the
-// sequence with 'stop'. The real one (incremental detokenizer + stop strings) lives beside this file; the one here
-// prints ids, for tests and for clients that only want token ids.
+// appended to seq.tokenIds) and the token-level finish it decided (EOS, stop id, length), and streams back the text
+// it returns; a processor that finds a stop string ends the sequence with 'stop'. The real one (incremental
+// detokenizer + stop strings) is text_output_processor.ts; the one here prints ids, for tests and for clients that
+// only want token ids.
+import type { Finish } from './finish_check.js';
 import type { SamplingParams } from './sampling_params.js';
 
 /** What a processor may read of a sequence. */
@@ -27,7 +29,11 @@ export interface ProcessedTokens {
 }
 
 export interface OutputProcessor {
-  onTokens(seq: SequenceView, newTokenIds: readonly number[]): ProcessedTokens;
+  /**
+   * `finish` is the engine's token-level verdict on the last of these ids (null: the sequence goes on). A finishing
+   * call is the sequence's last: whatever text was held back is released with it.
+   */
+  onTokens(seq: SequenceView, newTokenIds: readonly number[], finish?: Finish | null): ProcessedTokens;
   /** The sequence ended (any reason): drop whatever state was kept for it. */
   release(seq: SequenceView): void;
 }
