@@ -6,13 +6,24 @@
 // included (exponent-0 bytes m·2^-9 become the f16 subnormals m·2^-17); the NaN bytes 0x7F/0xFF become ±1.875.
 // E2M1 ±0.5 and E4M3 subnormals therefore rely on the device keeping f16 subnormals: the GPU half checks that.
 import { describe, expect, it } from 'vitest';
-import { bf16BitsToF32, f16BitsToF32 } from '../../core/float16.js';
+import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from '../../core/float16.js';
 import { createBuffer, createBufferFrom, readBuffer } from '../../kernels/gpu/buffers.js';
 import { composeWgsl } from '../../kernels/gpu/compose.js';
 import { makeBindGroup, runDispatches } from '../../kernels/gpu/dispatch.js';
 import { loadWgsl } from '../../kernels/gpu/wgsl_source.js';
-import { E2M1_VALUES, e4m3ToF32 } from '../../kernels/reference/quant_formats.js';
+import { E2M1_VALUES, e2m1ToF32, e4m3ToF32, f32ToE2m1, f32ToE4m3 } from '../../kernels/reference/quant_formats.js';
+import { MatmulGemm } from '../../kernels/matmul_gemm.js';
+import { Matvec, matvecVariantFor } from '../../kernels/matvec.js';
+import { gemmRef } from '../../kernels/reference/gemm.js';
+import { dequantRow } from '../../kernels/reference/matvec.js';
+import {
+  destroyWeight,
+  randomHostWeight as randomMatvecWeight,
+  uploadHostWeight as uploadMatvecWeight,
+} from '../../kernels/reference/matvec_weights.js';
 import { gpuOrSkip } from '../helpers/gpu.js';
+import { checkGemm, readOutput, sentinelBuffer } from './matmul_gemm_check.js';
+import { checkMatvec, randomX } from './matvec_check.js';
 
 const gpu = await gpuOrSkip();
 
@@ -23,6 +34,68 @@ const e4m3F16Bits = (b: number) => ((b & 0x80) << 8) | ((b & 0x7f) << 7);
 
 /** Same number including the sign of zero. */
 const same = (a: number, b: number) => Object.is(a, b) || (a === b && a !== 0);
+
+describe('E2M1 / E4M3 reference decoders and encoders (CPU)', () => {
+  it('E2M1 table: sign bit 3, exponent bits 1..2 (bias 1), mantissa bit 0; subnormal code 1 = 0.5', () => {
+    const derived = (c: number) => {
+      const e = (c >> 1) & 3;
+      const m = c & 1;
+      const mag = e === 0 ? m * 0.5 : (1 + m / 2) * 2 ** (e - 1);
+      return c & 8 ? -mag : mag;
+    };
+    expect(E2M1_VALUES.slice(0, 8)).toEqual([0, 0.5, 1, 1.5, 2, 3, 4, 6]);
+    for (let c = 0; c < 16; c++) expect(same(e2m1ToF32(c), derived(c)), `code ${c}`).toBe(true);
+    expect(Object.is(e2m1ToF32(8), -0)).toBe(true);
+    expect(e2m1ToF32(0x1f)).toBe(e2m1ToF32(0xf)); // only the low nibble counts
+  });
+
+  it('E4M3 edge values: ±0, subnormals m·2^-9, smallest normal 2^-6, max ±448, NaN 0x7F/0xFF', () => {
+    expect(Object.is(e4m3ToF32(0x00), 0)).toBe(true);
+    expect(Object.is(e4m3ToF32(0x80), -0)).toBe(true);
+    expect(e4m3ToF32(0x01)).toBe(2 ** -9); // smallest subnormal
+    expect(e4m3ToF32(0x07)).toBe(7 * 2 ** -9); // largest subnormal
+    expect(e4m3ToF32(0x87)).toBe(-7 * 2 ** -9);
+    expect(e4m3ToF32(0x08)).toBe(2 ** -6); // smallest normal
+    expect(e4m3ToF32(0x38)).toBe(1);
+    expect(e4m3ToF32(0x7e)).toBe(448);
+    expect(e4m3ToF32(0xfe)).toBe(-448);
+    expect(e4m3ToF32(0x77)).toBe(240); // exponent 14: no infinities, exponent 15 is a normal binade
+    expect(e4m3ToF32(0x78)).toBe(256);
+    expect(e4m3ToF32(0x7f)).toBeNaN();
+    expect(e4m3ToF32(0xff)).toBeNaN();
+    // sign symmetry and strict monotonicity over the positive non-NaN bytes
+    for (let b = 0; b < 0x7f; b++) {
+      expect(same(e4m3ToF32(b | 0x80), -e4m3ToF32(b)), `byte ${b}`).toBe(true);
+      if (b > 0) expect(e4m3ToF32(b)).toBeGreaterThan(e4m3ToF32(b - 1));
+    }
+  });
+
+  it('encoders: every value round-trips; ties to even; saturation at ±448 / ±6; subnormal rounding', () => {
+    for (const b of NON_NAN_E4M3) expect(f32ToE4m3(e4m3ToF32(b)), `byte ${b}`).toBe(b);
+    for (let c = 0; c < 16; c++) expect(f32ToE2m1(E2M1_VALUES[c]), `code ${c}`).toBe(c === 8 ? 0 : c); // -0 → +0 code
+    expect(f32ToE4m3(1e6)).toBe(0x7e);
+    expect(f32ToE4m3(-1e6)).toBe(0xfe);
+    expect(f32ToE4m3(464)).toBe(0x7e); // halfway to the (NaN) next code saturates
+    expect(f32ToE4m3(2 ** -11)).toBe(0x00); // below half the smallest subnormal
+    expect(f32ToE4m3(1.5 * 2 ** -9)).toBe(0x02); // tie between m=1 and m=2: even mantissa
+    expect(f32ToE4m3(2.5 * 2 ** -9)).toBe(0x02);
+    expect(f32ToE4m3(1.0625)).toBe(0x38); // tie between 1 and 1.125: even
+    expect(f32ToE2m1(2.5)).toBe(4); // tie between 2 (code 4) and 3 (code 5): even
+    expect(f32ToE2m1(0.25)).toBe(0); // tie between 0 and 0.5: even
+    expect(f32ToE2m1(-100)).toBe(15);
+  });
+
+  it('GEMM tensor-core operands are exact in f16: every E2M1 × E4M3 block-scale product and every E4M3 value', () => {
+    // matmul_gemm_subgroup_matrix.wgsl stages weight_8() as f16; exactness is what lets its tolerance omit a weight
+    // rounding term for nvfp4 and per-tensor / per-channel fp8 (E4M3 subnormals m·2^-9 are normal f16 numbers).
+    for (let c = 0; c < 16; c++)
+      for (const b of NON_NAN_E4M3) {
+        const v = E2M1_VALUES[c] * e4m3ToF32(b);
+        expect(same(f16BitsToF32(f32ToF16Bits(v)), v), `code ${c} × byte ${b}`).toBe(true);
+      }
+    for (const b of NON_NAN_E4M3) expect(f16BitsToF32(f32ToF16Bits(e4m3ToF32(b)))).toBe(e4m3ToF32(b));
+  });
+});
 
 describe('f16 bit-pattern shortcuts (CPU, exhaustive)', () => {
   it('E2M1: every code as f16 bits is value·2^-14', () => {
@@ -163,4 +236,60 @@ describe.skipIf(!gpu)('dequant.wgsl / dequant_f16.wgsl on the device', () => {
     const want = words.flatMap((w) => Array.from({ length: 4 }, (_, j) => e4m3ToF32((w >>> (8 * j)) & 255) * 2 ** -8));
     expectExact(got, want, (i) => `word ${i >> 2} byte ${i & 3}`);
   });
+});
+
+// The same edge values inside the matmul kernels: NVFP4 block scales cycling through ±0, E4M3 subnormals, the
+// smallest normal, 1 and 448 (with every E2M1 code), FP8 weights cycling through all 254 non-NaN bytes; matvec with
+// both decodes (f16 bit patterns and arithmetic) and the tiled GEMM, against the f64 references (tolerances as in
+// matvec.test.ts / matmul_gemm.test.ts).
+const EDGE_SCALES = [0x00, 0x80, 0x01, 0x02, 0x07, 0x08, 0x38, 0x7e, 0x81, 0x77];
+
+describe.skipIf(!gpu)('edge values through matvec and GEMM', () => {
+  const g = gpu!;
+  const [N, K] = [10, 256];
+
+  function edgeWeight(format: 'nvfp4' | 'fp8') {
+    const host = randomMatvecWeight(format, 1, N, K, { seed: 3 });
+    if (format === 'nvfp4') {
+      for (let i = 0; i < host.blockScales!.length; i++) host.blockScales![i] = EDGE_SCALES[i % EDGE_SCALES.length];
+      for (let i = 0; i < host.data.length; i++) host.data[i] = (i * 17) & 0xff; // every code in both nibbles
+      host.globalScales![0] = 1;
+    } else {
+      for (let i = 0; i < host.data.length; i++) host.data[i] = NON_NAN_E4M3[(i * 7) % NON_NAN_E4M3.length];
+      host.scales![0] = 1;
+    }
+    return host;
+  }
+
+  for (const format of ['nvfp4', 'fp8'] as const) {
+    it(`${format}: matvec with f16 and arithmetic decode`, async () => {
+      const host = edgeWeight(format);
+      const weight = uploadMatvecWeight(g, host, `edge.${format}`);
+      for (const f16Decode of g.caps.hasF16 ? [true, false] : [false]) {
+        const kernel = await Matvec.create(g, matvecVariantFor(g, weight, { act: 'f32', out: 'f32', f16Decode }));
+        expect(kernel.variant.f16Decode).toBe(f16Decode);
+        const r = await checkMatvec(g, { kernel, host, weight, M: 2, x: randomX(2 * K, 5) });
+        expect(r.ok, r.message).toBe(true);
+      }
+      destroyWeight(weight);
+    });
+
+    it(`${format}: tiled GEMM`, async () => {
+      const host = edgeWeight(format);
+      const weight = uploadMatvecWeight(g, host, `edge.${format}`);
+      const kernel = await MatmulGemm.create(g, { format, path: 'tiled', tile: { m: 8, n: 8, k: 16 } });
+      const M = 3;
+      const x = randomX(M * K, 9);
+      const y = sentinelBuffer(g, 'y', M * N, 'f32');
+      await runDispatches(g, [kernel.bind({ x: createBufferFrom(g, 'x', x), weight, y }, { M })]);
+      const out = await readOutput(g, y, M * N, 'f32');
+      const dense = new Float64Array(N * K);
+      for (let n = 0; n < N; n++) dense.set(dequantRow(host, 0, n), n * K);
+      const ref = gemmRef(x, dense, M, N, K);
+      const r = checkGemm(out.values, ref.y, ref.absY, { K, f16Operands: false, f16Output: false }, kernel.name);
+      expect(r.ok, r.message).toBe(true);
+      expect(out.guardOk).toBe(true);
+      destroyWeight(weight);
+    });
+  }
 });

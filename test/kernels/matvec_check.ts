@@ -70,11 +70,12 @@ export async function checkMatvec(gpu: Gpu, c: MatvecCase): Promise<MatvecCheck>
         grid[p * outStride + n] = v.out === 'f16' ? f32ToF16Bits(val) : val;
       }
     if (v.epilogue === 'accumulate') {
-      // the initial out holds the residual; stride gaps keep the sentinel
+      // the initial out holds the residual; stride gaps and padding entries keep the sentinel
       const bytes = new Uint8Array(grid.buffer);
       const step = v.out === 'f16' ? 2 : 4;
       for (let p = 0; p < c.M; p++)
-        rawOut.set(bytes.subarray(p * outStride * step, (p * outStride + nOut) * step), p * outStride * step);
+        if (!c.grouped || c.grouped.entryRows[p] !== 0xffffffff)
+          rawOut.set(bytes.subarray(p * outStride * step, (p * outStride + nOut) * step), p * outStride * step);
     } else residualBuf = createBufferFrom(gpu, 'residual', grid);
   }
   gpu.queue.writeBuffer(out, 0, fill);
