@@ -1,22 +1,17 @@
 // Uploads fixture checkpoints through loader/upload.ts and checks the GPU bytes against the host IR: weight bytes
 // and block scales byte-identical, dense norms widened to f32 exactly, NVFP4 global scales transposed [S, E] →
 // [E, 2], FP8 block scales in kernels/weight_format.ts's grid. Then runs uploaded expert stacks through the grouped
-// matvec kernel against the loader's CPU dequantization (loader/dequant.ts), every expert at once.
-// Tolerance per output (as test/kernels/matvec*.test.ts): |gpu − ref| ≤ (K + 16)·2^-24·Σ_k|x_k·w_k| + 2^-23·|ref|.
+// matvec kernel against the loader's CPU dequantization (upload_check.ts states the tolerance).
 import { describe, expect, it } from 'vitest';
-import { createBuffer, createBufferFrom, readBuffer, readF32 } from '../../kernels/gpu/buffers.js';
+import { readBuffer, readF32 } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
-import { runDispatches } from '../../kernels/gpu/dispatch.js';
-import { Matvec, matvecVariantFor } from '../../kernels/matvec.js';
-import { dequantize } from '../../loader/dequant.js';
 import { bf16BytesToF32Array, bytesToF32Array } from '../../loader/float_formats.js';
-import type { IrTensor } from '../../loader/ir.js';
 import { planLoad } from '../../loader/load_plan.js';
 import type { ProgressState } from '../../loader/progress.js';
 import { loadCheckpointToGpu, type UploadedWeights, uploadCheckpoint } from '../../loader/upload.js';
-import { randomArray } from '../helpers/compare.js';
 import { gpuOrSkip } from '../helpers/gpu.js';
 import { fixtureOrSkip, loadDir, specFor } from './load_helpers.js';
+import { checkExperts } from './upload_check.js';
 
 const gpu = await gpuOrSkip();
 const T = 'model.language_model';
@@ -31,45 +26,6 @@ async function bytesOf(g: Gpu, buffer: GPUBuffer, n: number): Promise<Uint8Array
 function expectBytes(actual: Uint8Array, expected: Uint8Array, what: string): void {
   expect(actual.byteLength, what).toBe(expected.byteLength);
   expect(Buffer.compare(Buffer.from(actual), Buffer.from(expected)), what).toBe(0);
-}
-
-/** Every expert's W [N, K] times its own x row, on the GPU (grouped matvec, one entry per expert) and in f64. */
-async function checkExperts(g: Gpu, up: UploadedWeights, name: string, ir: IrTensor): Promise<number> {
-  const w = up.weight(name);
-  const { numExperts: E, N, K } = w;
-  const x = randomArray(E * K, N + K, 2);
-  const experts = Uint32Array.from({ length: E }, (_, e) => e);
-  const kernel = await Matvec.create(
-    g,
-    matvecVariantFor(g, w, { act: 'f32', out: 'f32', grouped: true, numTiles: E, mTile: 1 }),
-  );
-  const bufs = {
-    x: createBufferFrom(g, 'x', x),
-    tileExperts: createBufferFrom(g, 'tileExperts', experts),
-    entryRows: createBufferFrom(g, 'entryRows', experts),
-    out: createBuffer(g, 'out', E * N * 4),
-  };
-  await runDispatches(g, [kernel.bind({ ...bufs, weight: w }, { M: E, numXRows: E })], name);
-  const out = await readF32(g, bufs.out, E * N);
-  for (const b of Object.values(bufs)) b.destroy();
-  const W = dequantize(ir);
-  let worst = 0;
-  for (let e = 0; e < E; e++) {
-    for (let n = 0; n < N; n++) {
-      let ref = 0;
-      let bound = 0;
-      for (let k = 0; k < K; k++) {
-        const p = W[(e * N + n) * K + k] * x[e * K + k];
-        ref += p;
-        bound += Math.abs(p);
-      }
-      const tol = (K + 16) * 2 ** -24 * bound + 2 ** -23 * Math.abs(ref);
-      const err = Math.abs(out[e * N + n] - ref);
-      expect(err, `${name} expert ${e} row ${n}: gpu ${out[e * N + n]} vs ref ${ref}`).toBeLessThanOrEqual(tol);
-      worst = Math.max(worst, err / tol);
-    }
-  }
-  return worst;
 }
 
 describe.skipIf(!gpu)('upload to GPU', () => {
