@@ -1,0 +1,324 @@
+// moe_block: the sparse MoE of one decoder layer (HF Qwen3VLMoeTextSparseMoeBlock, no shared expert) as a short,
+// fixed list of dispatches, composed from the router, the grouped matvec / GEMM, MoeAlign and the MoE combine:
+//   out[t] = residual[t] + Σ_j w[t, j] · down_e(silu(gate_e(x[t])) · up_e(x[t])),  e = ids[t, j]
+// where (ids, w) = top-k of softmax(x · Wgᵀ) in f32, renormalized when norm_topk_prob (kernels/moe_router.wgsl).
+//   decode  (T ≤ maxDecodeTokens): router → grouped matvec gate_up with the silu·up epilogue (one entry per pair,
+//           tile expert = the router's id, so nothing is grouped or read back) → grouped matvec down → combine
+//   prefill (larger T): router → MoeAlign (pairs grouped by expert on the GPU, indirect dispatch arguments) →
+//           grouped GEMM gate_up → silu·mul → grouped GEMM down → combine
+// Buffers: x (T, H) f32, the normed input · out (T, H) f32 · residual (T, H) f32, or none to add in place into out
+// (the residual stream). Scratch (router output, intermediate activations, routing) comes from createScratch and can
+// be shared by every layer of the same shape: dispatches in one pass run in order.
+// The weights: router [E, H] (bf16 or f32), gateUp [E, 2I, H] (gate rows first; nvfp4 with numRowGroups 2 keeps a
+// global scale per half), down [E, H, I], any kernels/weight_format.ts format.
+import { KernelError } from '../core/errors.js';
+import { MoeCombine, SiluMul } from './elementwise.js';
+import { createBuffer, createBufferFrom } from './gpu/buffers.js';
+import type { Gpu } from './gpu/device.js';
+import { type BufferSlice, type Dispatch, sliceBytes } from './gpu/dispatch.js';
+import { type GemmPath, MatmulGemm, type MatmulGemmVariant } from './matmul_gemm.js';
+import { Matvec, matvecVariantFor } from './matvec.js';
+import { createMoeRouting, MoeAlign, type MoeAlignDispatch, type MoeRouting } from './moe_align.js';
+import { MoeRouter } from './moe_router.js';
+import type { GpuWeight } from './weight_format.js';
+
+export interface MoeBlockWeights {
+  router: GpuWeight;
+  gateUp: GpuWeight;
+  down: GpuWeight;
+}
+
+export interface MoeBlockOptions {
+  topK: number;
+  /** norm_topk_prob: renormalize the k routing weights to sum to 1. */
+  normTopk: boolean;
+  /** Token counts up to this take the decode path (default 8; 0: always the prefill path). */
+  maxDecodeTokens?: number;
+  /** Prefill GEMM path and tiles (default: tensor cores where available, else tiled f32). */
+  gemmPath?: GemmPath;
+  gemmTile?: MatmulGemmVariant['tile'];
+}
+
+/** Working buffers of a MoE block for up to maxTokens tokens; one set serves every layer of the same shape. */
+export interface MoeScratch {
+  label: string;
+  maxTokens: number;
+  dims: MoeDims;
+  topkIds: GPUBuffer; // u32 (T, k)
+  topkWeights: GPUBuffer; // f32 (T, k)
+  gateUp: GPUBuffer; // f32 (T·k, 2I), prefill
+  act: GPUBuffer; // f32 (T·k, I)
+  expertOut: GPUBuffer; // f32 (T·k, H)
+  routing: MoeRouting; // prefill
+}
+
+export interface MoeDims {
+  E: number;
+  H: number;
+  I: number;
+  k: number;
+  blockM: number; // the prefill GEMMs' row tile
+}
+
+export type MoePath = 'decode' | 'prefill';
+
+export interface MoeBlockBinding {
+  readonly label: string;
+  readonly maxTokens: number;
+  /** Which path T tokens take. */
+  pathFor(tokens: number): MoePath;
+  /**
+   * The whole MoE for T tokens as one Dispatch (its dispatches recorded in order into the caller's pass). Bindings
+   * for each T are made on first use and kept. The decode path writes nothing to the queue, so several token
+   * counts may share one submission; the prefill path sets MoeAlign's pair count here (a uniform write), so one
+   * prefill token count per block per submission.
+   */
+  forTokens(tokens: number): Dispatch & { count: number };
+}
+
+const DEFAULT_MAX_DECODE_TOKENS = 8;
+const MAX_CACHED_TOKEN_COUNTS = 64;
+
+function fail(label: string, msg: string): never {
+  throw new KernelError('DAWN_ERR_KERNEL_SHAPE', `${label}: ${msg}`);
+}
+
+/** Checks the three weights against each other; returns (E, H, I). */
+function checkWeights(label: string, w: MoeBlockWeights): { E: number; H: number; I: number } {
+  const { router, gateUp, down } = w;
+  const E = gateUp.numExperts;
+  const H = gateUp.K;
+  const I = gateUp.N / 2;
+  if (!Number.isInteger(I) || I < 16)
+    fail(label, `gate_up ${gateUp.label} has N ${gateUp.N}; expected 2·I (gate rows, then up rows) with I ≥ 16`);
+  if (router.numExperts !== 1 || router.N !== E || router.K !== H)
+    fail(
+      label,
+      `router ${router.label} is [${router.numExperts}, ${router.N}, ${router.K}], expected [1, ${E}, ${H}] for gate_up [${E}, ${2 * I}, ${H}]`,
+    );
+  if (router.format !== 'bf16' && router.format !== 'f32')
+    fail(label, `router ${router.label} is ${router.format}; the router kernel reads bf16 or f32`);
+  if (down.numExperts !== E || down.N !== H || down.K !== I)
+    fail(
+      label,
+      `down ${down.label} is [${down.numExperts}, ${down.N}, ${down.K}], expected [${E}, ${H}, ${I}] for gate_up [${E}, ${2 * I}, ${H}]`,
+    );
+  return { E, H, I };
+}
+
+export class MoeBlock {
+  readonly dims: MoeDims;
+  readonly maxDecodeTokens: number;
+  /** The prefill GEMMs' path ('tiled' rounds nothing; the tensor-core paths take f16 operands). */
+  readonly gemmPath: GemmPath;
+
+  private constructor(
+    private readonly gpu: Gpu,
+    readonly label: string,
+    private readonly weights: MoeBlockWeights,
+    private readonly k: {
+      router: MoeRouter;
+      gateUpMv: Matvec;
+      downMv: Matvec;
+      align: MoeAlign;
+      gateUpGemm: MatmulGemm;
+      downGemm: MatmulGemm;
+      silu: SiluMul;
+      combine: MoeCombine;
+      combineInPlace: MoeCombine;
+    },
+    dims: MoeDims,
+    maxDecodeTokens: number,
+    private readonly tokenRows: GPUBuffer,
+    private readonly pairRows: GPUBuffer,
+  ) {
+    this.dims = dims;
+    this.maxDecodeTokens = maxDecodeTokens;
+    this.gemmPath = k.gateUpGemm.path;
+  }
+
+  static async create(gpu: Gpu, w: MoeBlockWeights, o: MoeBlockOptions, label = 'moe'): Promise<MoeBlock> {
+    const { E, H, I } = checkWeights(label, w);
+    const k = o.topK;
+    if (!(Number.isInteger(k) && k >= 1 && k <= E)) fail(label, `top-k ${k} must be 1..E (${E})`);
+    const maxDecodeTokens = o.maxDecodeTokens ?? DEFAULT_MAX_DECODE_TOKENS;
+    if (!(Number.isInteger(maxDecodeTokens) && maxDecodeTokens >= 0))
+      fail(label, `maxDecodeTokens ${maxDecodeTokens} must be an integer ≥ 0`);
+    const act = 'f32';
+    const gemm = (weight: GpuWeight) =>
+      MatmulGemm.create(gpu, {
+        format: weight.format,
+        grouped: true,
+        preScale: weight.preScale !== undefined,
+        path: o.gemmPath,
+        tile: o.gemmTile,
+      });
+    const [router, gateUpMv, downMv, align, gateUpGemm, downGemm, silu, combine, combineInPlace] = await Promise.all([
+      MoeRouter.create(gpu, { input: 'x', weightFormat: w.router.format as 'bf16' | 'f32', normTopk: o.normTopk }),
+      // work split tuned for T = 1 (k entries): the case decode speed is judged by
+      Matvec.create(
+        gpu,
+        matvecVariantFor(gpu, w.gateUp, { act, out: act, grouped: true, epilogue: 'silu_mul', numTiles: k }),
+      ),
+      Matvec.create(gpu, matvecVariantFor(gpu, w.down, { act, out: act, grouped: true, numTiles: k })),
+      MoeAlign.create(gpu, { maxExperts: Math.max(512, E) }),
+      gemm(w.gateUp),
+      gemm(w.down),
+      SiluMul.create(gpu, { src: 'f32', dst: 'f32' }),
+      MoeCombine.create(gpu, { src: 'f32', inPlace: false }),
+      MoeCombine.create(gpu, { src: 'f32', inPlace: true }),
+    ]);
+    if (gateUpGemm.tileM !== downGemm.tileM)
+      fail(label, `gate_up and down GEMMs tile ${gateUpGemm.tileM} and ${downGemm.tileM} rows; one routing needs one`);
+    const rows = Math.max(1, maxDecodeTokens * k);
+    const tokenRows = createBufferFrom(
+      gpu,
+      `${label}/token_rows`,
+      Uint32Array.from({ length: rows }, (_, p) => Math.floor(p / k)),
+    );
+    const pairRows = createBufferFrom(
+      gpu,
+      `${label}/pair_rows`,
+      Uint32Array.from({ length: rows }, (_, p) => p),
+    );
+    const dims = { E, H, I, k, blockM: gateUpGemm.tileM };
+    const kernels = { router, gateUpMv, downMv, align, gateUpGemm, downGemm, silu, combine, combineInPlace };
+    return new MoeBlock(gpu, label, w, kernels, dims, maxDecodeTokens, tokenRows, pairRows);
+  }
+
+  /** Scratch for up to maxTokens tokens, for this block and every other block of the same dims. */
+  createScratch(maxTokens: number, label = `${this.label}/scratch`): MoeScratch {
+    if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) fail(label, `maxTokens ${maxTokens} must be an integer ≥ 1`);
+    const { E, H, I, k, blockM } = this.dims;
+    const pairs = maxTokens * k;
+    return {
+      label,
+      maxTokens,
+      dims: { ...this.dims },
+      topkIds: createBuffer(this.gpu, `${label}/topk_ids`, pairs * 4),
+      topkWeights: createBuffer(this.gpu, `${label}/topk_weights`, pairs * 4),
+      gateUp: createBuffer(this.gpu, `${label}/gate_up`, pairs * 2 * I * 4),
+      act: createBuffer(this.gpu, `${label}/act`, pairs * I * 4),
+      expertOut: createBuffer(this.gpu, `${label}/expert_out`, pairs * H * 4),
+      routing: createMoeRouting(this.gpu, `${label}/routing`, {
+        maxPairs: pairs,
+        numExperts: E,
+        blockM,
+        gridN: [this.k.gateUpGemm.gridN(2 * I), this.k.downGemm.gridN(H)],
+      }),
+    };
+  }
+
+  /** Binds once for up to scratch.maxTokens tokens; see MoeBlockBinding.forTokens. */
+  bind(
+    bufs: { x: BufferSlice; out: BufferSlice; residual?: BufferSlice; scratch: MoeScratch },
+    label = this.label,
+  ): MoeBlockBinding {
+    const { scratch: s } = bufs;
+    const { E, H, I, k, blockM } = this.dims;
+    const d = s.dims;
+    if (d.E !== E || d.H !== H || d.I !== I || d.k !== k || d.blockM !== blockM)
+      fail(
+        label,
+        `scratch ${s.label} was made for (E ${d.E}, H ${d.H}, I ${d.I}, k ${d.k}, blockM ${d.blockM}), this block is ` +
+          `(E ${E}, H ${H}, I ${I}, k ${k}, blockM ${blockM})`,
+      );
+    const maxTokens = s.maxTokens;
+    for (const [what, slice] of [
+      ['x', bufs.x],
+      ['out', bufs.out],
+      ['residual', bufs.residual],
+    ] as const)
+      if (slice && sliceBytes(slice) < maxTokens * H * 4)
+        fail(
+          label,
+          `${what} has ${sliceBytes(slice)} bytes, expected at least ${maxTokens * H * 4} for ${maxTokens} tokens × H ${H} f32`,
+        );
+    const kn = this.k;
+    const w = this.weights;
+    const maxPairs = maxTokens * k;
+    // Bound once: the prefill GEMMs (indirect, sized by the routing) and the alignment (pair count via setPairs).
+    let prefill: { align: MoeAlignDispatch; gateUp: Dispatch; down: Dispatch } | null = null;
+    const prefillBound = () => {
+      prefill ??= {
+        align: kn.align.bind(s.topkIds, s.routing, maxPairs, `${label}/moe_align`),
+        gateUp: kn.gateUpGemm.bindGrouped(
+          { x: bufs.x, weight: w.gateUp, y: s.gateUp, routing: s.routing },
+          { xRowDiv: k, consumer: 0 },
+          `${label}/gate_up`,
+        ),
+        down: kn.downGemm.bindGrouped(
+          { x: s.act, weight: w.down, y: s.expertOut, routing: s.routing },
+          { xRowDiv: 1, consumer: 1 },
+          `${label}/down`,
+        ),
+      };
+      return prefill;
+    };
+    const combine = (T: number): Dispatch =>
+      bufs.residual
+        ? kn.combine.bind(
+            { weights: s.topkWeights, expertOut: s.expertOut, out: bufs.out, residual: bufs.residual },
+            { tokens: T, hidden: H, topK: k },
+            `${label}/combine`,
+          )
+        : kn.combineInPlace.bind(
+            { weights: s.topkWeights, expertOut: s.expertOut, out: bufs.out },
+            { tokens: T, hidden: H, topK: k },
+            `${label}/combine`,
+          );
+    const router = (T: number) =>
+      kn.router.bind(
+        { x: bufs.x, weight: w.router, topkIds: s.topkIds, topkWeights: s.topkWeights },
+        { tokens: T, topK: k },
+        `${label}/router`,
+      );
+    const pathFor = (T: number): MoePath => (T <= Math.min(this.maxDecodeTokens, maxTokens) ? 'decode' : 'prefill');
+
+    const build = (T: number): { list: Dispatch[]; align?: MoeAlignDispatch } => {
+      if (pathFor(T) === 'decode') {
+        const M = T * k;
+        const gateUp = kn.gateUpMv.bind(
+          { x: bufs.x, weight: w.gateUp, out: s.act, tileExperts: s.topkIds, entryRows: this.tokenRows },
+          { M, numXRows: T },
+          `${label}/gate_up`,
+        );
+        const down = kn.downMv.bind(
+          { x: s.act, weight: w.down, out: s.expertOut, tileExperts: s.topkIds, entryRows: this.pairRows },
+          { M, numXRows: M },
+          `${label}/down`,
+        );
+        return { list: [router(T), gateUp, down, combine(T)] };
+      }
+      const p = prefillBound();
+      const silu = kn.silu.bind({ gateUp: s.gateUp, out: s.act }, { rows: T * k, intermediate: I }, `${label}/silu`);
+      return { list: [router(T), p.align, p.gateUp, silu, p.down, combine(T)], align: p.align };
+    };
+
+    const cache = new Map<number, { list: Dispatch[]; align?: MoeAlignDispatch }>();
+    return {
+      label,
+      maxTokens,
+      pathFor,
+      forTokens(T) {
+        if (!(Number.isInteger(T) && T >= 1 && T <= maxTokens))
+          fail(label, `${T} tokens, the scratch holds 1..${maxTokens}`);
+        let entry = cache.get(T);
+        if (!entry) {
+          entry = build(T);
+          if (cache.size >= MAX_CACHED_TOKEN_COUNTS) cache.delete(cache.keys().next().value!);
+          cache.set(T, entry);
+        }
+        entry.align?.setPairs(T * k);
+        const list = entry.list;
+        return {
+          label: `${label}[T=${T}]`,
+          count: list.length,
+          encode(pass) {
+            for (const d of list) d.encode(pass);
+          },
+        };
+      },
+    };
+  }
+}
