@@ -1,0 +1,121 @@
+// attention_decode WGSL vs the f64 paged-attention reference (which reads the same stored bf16 / fp8 / f32 K/V).
+// Tolerance: |gpu − ref| ≤ 5e-6 + 5e-5·|ref|: the reference sees exactly the cache's values, so what remains is f32
+// accumulation over ≤ 300 tokens, f32 exp and the q·scale rounding (lavapipe: max ≈ 2e-7 at |out| ≲ 1; the
+// margin is for GPUs whose exp is a few ulp off).
+// Covered: D 32/64/128, GQA 4/2 and 8/1, contexts 0 (padding slot), 1, 17, 300, shuffled blocks, 1 / 2 / 5
+// partitions (the single-partition path writes directly, the others go through the reduce), q read from a fused
+// qkv row, rows past the step's sequences and a guard after out untouched.
+import { describe, expect, it } from 'vitest';
+import { AttentionDecode } from '../../kernels/attention_decode.js';
+import { AttentionStep } from '../../kernels/attention_step.js';
+import { createBuffer, createBufferFrom, readBuffer } from '../../kernels/gpu/buffers.js';
+import { runDispatches } from '../../kernels/gpu/dispatch.js';
+import type { KvDtype } from '../../kernels/kv_cache.js';
+import { pagedAttentionRef } from '../../kernels/reference/attention.js';
+import { compareClose, randomArray } from '../helpers/compare.js';
+import { gpuOrSkip } from '../helpers/gpu.js';
+import { buildPagedCache, seqRefs } from './attention_check.js';
+
+const gpu = await gpuOrSkip();
+const SENTINEL = -777.25;
+const GUARD = 64;
+
+interface Case {
+  dtype: KvDtype;
+  hq: number;
+  hkv: number;
+  D: number;
+  contexts: number[];
+  partitionSize?: number;
+  /** q heads inside a fused qkv row (offset 0, stride (Hq + 2·Hkv)·D). */
+  fused?: boolean;
+}
+
+const cases: Case[] = [
+  { dtype: 'bf16', hq: 4, hkv: 2, D: 32, contexts: [17, 1, 300, 0], fused: true },
+  { dtype: 'bf16', hq: 8, hkv: 1, D: 128, contexts: [1, 17, 200] },
+  { dtype: 'fp8e4m3', hq: 8, hkv: 1, D: 128, contexts: [300, 1, 17], partitionSize: 64 },
+  { dtype: 'fp8e4m3', hq: 4, hkv: 2, D: 64, contexts: [17, 5] },
+  { dtype: 'f32', hq: 4, hkv: 2, D: 64, contexts: [300, 33], partitionSize: 64, fused: true },
+];
+
+describe.skipIf(!gpu)('attention_decode', () => {
+  const g = gpu!;
+  for (const c of cases) {
+    const parts = Math.ceil(Math.max(...c.contexts) / (c.partitionSize ?? 256));
+    const name = `attention_decode(kv=${c.dtype},Hq=${c.hq},Hkv=${c.hkv},D=${c.D},ctx=${c.contexts},partitions=${parts}${c.fused ? ',fused qkv' : ''})`;
+    it(name, async () => {
+      const { hq, hkv, D } = c;
+      const S = c.contexts.length;
+      const maxSeqs = S + 2;
+      const setup = buildPagedCache(g, c.dtype, hkv, D, [...c.contexts, 0, 0], D + S * 7, undefined);
+      const stride = c.fused ? (hq + 2 * hkv) * D : hq * D;
+      const q = randomArray(maxSeqs * stride, 3 * D + S, 3);
+      const kernel = await AttentionDecode.create(g, {
+        numQHeads: hq,
+        numKvHeads: hkv,
+        headDim: D,
+        dtype: c.dtype,
+        partitionSize: c.partitionSize,
+      });
+      const step = new AttentionStep(g, {
+        maxSeqs,
+        maxTokens: maxSeqs,
+        maxContextLen: setup.maxBlocks * 16,
+        partitionSize: c.partitionSize,
+      });
+      step.update({ numSeqs: S, numTokens: S, maxContextLen: Math.max(...c.contexts) });
+      expect(step.numPartitions).toBe(parts);
+      const outElems = maxSeqs * hq * D;
+      const out = createBufferFrom(g, 'out', new Float32Array(outElems + GUARD).fill(SENTINEL));
+      const d = kernel.bind(
+        {
+          q: createBufferFrom(g, 'q', q),
+          blockTables: createBufferFrom(g, 'tables', setup.blockTables),
+          contextLens: createBufferFrom(g, 'ctx', Uint32Array.from(setup.contextLens)),
+          cache: setup.cache,
+          out,
+        },
+        step,
+        { qTokenStride: stride, maxBlocksPerSeq: setup.maxBlocks, ...setup.scales },
+      );
+      await runDispatches(g, [d]);
+      const got = new Float32Array(await readBuffer(g, out));
+      const ref = pagedAttentionRef(
+        setup.shape,
+        setup.kBytes,
+        setup.vBytes,
+        hq,
+        q,
+        seqRefs(
+          setup,
+          c.contexts.map(() => 1),
+        ),
+        { qTokenStride: stride, ...setup.scales },
+      );
+      // Query row s of a decode step is sequence s's last context token: the reference's positions agree.
+      const rep = compareClose(got.subarray(0, S * hq * D), ref, { atol: 5e-6, rtol: 5e-5, name: kernel.name });
+      expect(rep.ok, rep.message).toBe(true);
+      expect(
+        [...got.subarray(S * hq * D)].every((v) => v === SENTINEL),
+        "write past the step's sequences",
+      ).toBe(true);
+    });
+  }
+
+  it('rejects a step built for another partition size and a short block table, naming the layer', async () => {
+    const kernel = await AttentionDecode.create(g, { numQHeads: 4, numKvHeads: 2, headDim: 32, dtype: 'bf16' });
+    const setup = buildPagedCache(g, 'bf16', 2, 32, [20], 1);
+    const buf = createBuffer(g, 'x', 4096);
+    const bufs = { q: buf, blockTables: buf, contextLens: buf, cache: setup.cache, out: buf };
+    const other = new AttentionStep(g, { maxSeqs: 2, maxTokens: 2, maxContextLen: 64, partitionSize: 64 });
+    expect(() => kernel.bind(bufs, other, {}, 'layers.1.attn')).toThrow(
+      /layers\.1\.attn: step partitions are 64 tokens, this kernel was built for 256/,
+    );
+    const step = new AttentionStep(g, { maxSeqs: 2, maxTokens: 2, maxContextLen: 64 });
+    const small = createBuffer(g, 'tables', 16);
+    expect(() => kernel.bind({ ...bufs, blockTables: small }, step, {}, 'layers.1.attn')).toThrow(
+      /layers\.1\.attn: blockTables has 16 bytes, expected at least 32 for 2 sequences × 4 blocks/,
+    );
+  });
+});
