@@ -1,5 +1,6 @@
 // The load report: for every checkpoint tensor, the rule that consumed it (or the ignore rule and its reason);
 // for every parameter, its IR format, layout and bytes; plus totals. `inspect` prints it; tests read it.
+import type { CheckpointTensor } from './checkpoint.js';
 import type { SafetensorsDtype } from './dtypes.js';
 import type { IrFormat } from './ir.js';
 import type { LoadPlan } from './load_plan.js';
@@ -58,19 +59,38 @@ export function buildLoadReport(plan: LoadPlan): LoadReport {
   for (const p of plan.params)
     for (const s of p.sources) consumed.set(s.tensor.name, { rule: s.rule.name, param: p.spec.name });
   const ignored = new Map(plan.ignored.map((i) => [i.tensor.name, i.rule]));
+  // Tensors that hit a rule but whose parameter failed (only looked up for the few not consumed).
   const matched = new Map<string, { rule: string; param: string }>();
   for (const [param, list] of plan.matches.byParam)
-    for (const m of list) matched.set(m.tensor.name, { rule: m.rule.name, param });
-  const tensors: TensorRecord[] = [...plan.checkpoint.tensors.values()].map((t) => {
+    for (const m of list) if (!consumed.has(m.tensor.name)) matched.set(m.tensor.name, { rule: m.rule.name, param });
+  // One object shape for every record: checkpoints hold up to ~10^5 tensors.
+  const record = (
+    t: CheckpointTensor,
+    rule: string | null,
+    status: TensorRecord['status'],
+    param: string | null,
+    reason: string | null,
+  ): TensorRecord => ({
+    name: t.name,
+    file: t.file.fileName,
+    dtype: t.dtype,
+    shape: t.shape,
+    bytes: t.byteLength,
+    rule,
+    status,
+    param,
+    reason,
+  });
+  const tensors: TensorRecord[] = [];
+  for (const t of plan.checkpoint.tensors.values()) {
     const c = consumed.get(t.name);
     const ig = ignored.get(t.name);
-    const base = { name: t.name, file: t.file.fileName, dtype: t.dtype, shape: t.shape, bytes: t.byteLength };
-    if (c) return { ...base, rule: c.rule, status: 'consumed', param: c.param, reason: null };
-    if (ig) return { ...base, rule: ig.name, status: 'ignored', param: null, reason: ig.reason };
     const m = matched.get(t.name);
-    if (m) return { ...base, rule: m.rule, status: 'rejected', param: m.param, reason: 'its parameter has a problem' };
-    return { ...base, rule: null, status: 'unmatched', param: null, reason: null };
-  });
+    if (c) tensors.push(record(t, c.rule, 'consumed', c.param, null));
+    else if (ig) tensors.push(record(t, ig.name, 'ignored', null, ig.reason));
+    else if (m) tensors.push(record(t, m.rule, 'rejected', m.param, 'its parameter has a problem'));
+    else tensors.push(record(t, null, 'unmatched', null, null));
+  }
   const params: ParamRecord[] = plan.params.map((p) => ({
     name: p.spec.name,
     group: p.spec.group,

@@ -69,12 +69,14 @@ export function formatLoadReport(r: LoadReport, opts: { verbose?: boolean } = {}
 
 function ruleSection(r: LoadReport): string[] {
   const hit = r.tensors.filter((t) => t.status !== 'ignored' && t.rule !== null);
-  const byRule = [...countBy(hit, (t) => t.rule!)].sort((a, b) => bytesOf(b[1]) - bytesOf(a[1]));
+  const byRule = [...countBy(hit, (t) => t.rule!)]
+    .map(([rule, ts]) => ({ rule, ts, bytes: bytesOf(ts) }))
+    .sort((a, b) => b.bytes - a.bytes);
   const rows = [['rule', 'tensors', 'bytes', 'dtypes', 'parameters', 'e.g.']];
-  for (const [rule, ts] of byRule) {
+  for (const { rule, ts, bytes } of byRule) {
     const dtypes = [...new Set(ts.map((t) => t.dtype))].join(',');
     const params = new Set(ts.map((t) => t.param)).size;
-    rows.push([rule, String(ts.length), formatBytes(bytesOf(ts)), dtypes, String(params), largest(ts).name]);
+    rows.push([rule, String(ts.length), formatBytes(bytes), dtypes, String(params), largest(ts).name]);
   }
   return [`tensors by rule (${hit.length} of ${r.tensors.length} tensors):`, ...table(rows)];
 }
@@ -90,8 +92,8 @@ function ignoredSection(ignored: TensorRecord[]): string[] {
 function paramSection(params: ParamRecord[]): string[] {
   const rows = [['IR format', 'layout in the checkpoint', 'parameters', 'IR bytes', 'e.g.']];
   const byLayout = countBy(params, (p) => `${p.format}\u0000${p.layout}`);
-  const sorted = [...byLayout].sort((a, b) => sumIr(b[1]) - sumIr(a[1]));
-  for (const [, ps] of sorted)
+  const sorted = [...byLayout].map(([, ps]) => ps).sort((a, b) => sumIr(b) - sumIr(a));
+  for (const ps of sorted)
     rows.push([ps[0].format, ps[0].layout, String(ps.length), formatBytes(sumIr(ps)), namePattern(ps[0].name)]);
   const out = [`parameters (${params.length}):`, ...table(rows)];
   const notes = countBy(
