@@ -1,0 +1,165 @@
+// Decode GEMV benchmark (kernels/matvec.wgsl) on the Qwen3-VL-30B-A3B shapes, M = 1:
+//   dense:   q_proj 4096×2048, k/v 512×2048, o 2048×4096 in nvfp4 / fp8 / bf16; lm_head 151936×2048 in bf16 (and
+//            nvfp4, for the GEMV target)
+//   grouped: 8 of 128 experts for one token: fused gate_up [128, 2·768, 2048] with the silu_mul epilogue (x = the
+//            token row), down [128, 2048, 768] (x = one row per entry, as gate_up wrote them)
+// Each line: time, effective GB/s (packed weights + scales of the experts read, activations and outputs) and its
+// fraction of the stream-read peak measured in this run, TFLOP/s (2·M·N·K). Targets on the H100 (docs/KERNELS.md):
+// NVFP4 GEMV ≥ 85% of the stream peak (q_proj, lm_head), grouped expert GEMV ≥ 70%.
+//   npx tsx bench/kernels/matvec.ts [--quick] [--filter RE] [--json PATH] [--reps N]
+// --quick: smaller stand-in shapes (hidden 512, 16 experts) that run on lavapipe in well under a minute.
+// Dense weights rotate over copies larger than the last-level cache; grouped cases rotate over disjoint expert
+// sets (every repetition reads 8 experts no earlier repetition of the cycle read).
+import { createBuffer, createBufferFrom, readBuffer } from '../../kernels/gpu/buffers.js';
+import type { Gpu } from '../../kernels/gpu/device.js';
+import { type Dispatch, runDispatches } from '../../kernels/gpu/dispatch.js';
+import { Matvec, matvecVariantFor } from '../../kernels/matvec.js';
+import { destroyWeight, uploadHostWeight } from '../../kernels/reference/matvec_weights.js';
+import {
+  type BenchArgs,
+  BenchRunner,
+  measureStreamPeak,
+  openBenchGpu,
+  parseBenchArgs,
+  rotationCopies,
+  sampleIndices,
+} from './harness.js';
+import {
+  checkSamples,
+  denseShapes,
+  destroyCopies,
+  expertBytes,
+  expertShapes,
+  formatsFor,
+  type LinearShape,
+  makeWeight,
+  type Sample,
+  uploadCopies,
+} from './lib/matmul_bench.js';
+
+function randomX(n: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 4294967296) * 2 - 1;
+  });
+}
+
+async function readF32(gpu: Gpu, buf: GPUBuffer): Promise<Float32Array> {
+  return new Float32Array(await readBuffer(gpu, buf));
+}
+
+async function denseCase(runner: BenchRunner, s: LinearShape, format: 'nvfp4' | 'fp8' | 'bf16', args: BenchArgs) {
+  const gpu = runner.gpu;
+  const M = 1;
+  const name = `matvec_${format}_f32_f32`;
+  const shape = { layer: s.name, M, N: s.N, K: s.K };
+  if (runner.skips({ name, shape })) return;
+  const host = makeWeight(format, 1, s);
+  const wBytes = expertBytes(host);
+  const copies = args.quick ? rotationCopies(wBytes, 8 << 20, 32 << 20) : rotationCopies(wBytes, 256 << 20, 2 << 30);
+  const weights = uploadCopies(gpu, host, s.name, copies);
+  const kernel = await Matvec.create(gpu, matvecVariantFor(gpu, weights[0], { act: 'f32', out: 'f32' }));
+  const x = randomX(M * s.K, s.N);
+  const xBuf = createBufferFrom(gpu, 'x', x);
+  const out = createBuffer(gpu, 'out', M * s.N * 4);
+  const dispatches: Dispatch[] = weights.map((weight) => kernel.bind({ x: xBuf, weight, out }, { M }));
+  try {
+    await runner.run({
+      name: kernel.name,
+      shape,
+      bytes: wBytes + M * s.K * 4 + M * s.N * 4,
+      flops: 2 * M * s.N * s.K,
+      async check() {
+        await runDispatches(gpu, [dispatches[0]], 'check');
+        const y = await readF32(gpu, out);
+        const samples: Sample[] = sampleIndices(s.N, 64).map((col) => ({ row: 0, col, e: 0, xRow: 0 }));
+        return checkSamples((p) => y[p.row * s.N + p.col], host, x, samples, {});
+      },
+      encode(pass, rep) {
+        dispatches[rep % dispatches.length].encode(pass);
+      },
+    });
+  } finally {
+    destroyCopies(weights);
+    xBuf.destroy();
+    out.destroy();
+  }
+}
+
+/** One token's 8 experts through gate_up (silu_mul) or down; repetitions cycle over disjoint expert sets. */
+async function groupedCase(runner: BenchRunner, which: 'gateUp' | 'down', format: 'nvfp4' | 'fp8', quick: boolean) {
+  const gpu = runner.gpu;
+  const ex = expertShapes(quick);
+  const s = ex[which];
+  const E = ex.numExperts;
+  const A = ex.active;
+  const silu = which === 'gateUp';
+  const name = `matvec_grouped_${format}_f32_f32${silu ? '_silu_mul' : ''}`;
+  const shape = { layer: s.name, experts: `${A}/${E}`, M: A, N: s.N, K: s.K };
+  if (runner.skips({ name, shape })) return;
+  const host = makeWeight(format, E, s);
+  const weight = uploadHostWeight(gpu, host, s.name);
+  const sets = Math.floor(E / A);
+  // set r: experts r, r + sets, r + 2·sets, ... (spread over the stack)
+  const expertsOf = (r: number) => Array.from({ length: A }, (_, j) => r + j * sets);
+  const variant = matvecVariantFor(gpu, weight, {
+    act: 'f32',
+    out: 'f32',
+    grouped: true,
+    mTile: 1,
+    numTiles: A,
+    epilogue: silu ? 'silu_mul' : 'none',
+  });
+  const kernel = await Matvec.create(gpu, variant);
+  const nOut = kernel.outColumns(weight);
+  const xRows = silu ? 1 : A; // gate_up reads the token's row; down reads one row per entry
+  const x = randomX(xRows * s.K, s.N + 1);
+  const xBuf = createBufferFrom(gpu, 'x', x);
+  const out = createBuffer(gpu, 'out', A * nOut * 4);
+  const rows = Uint32Array.from({ length: A }, (_, p) => (silu ? 0 : p));
+  const entryRows = createBufferFrom(gpu, 'entry_rows', rows);
+  const tileBufs = Array.from({ length: sets }, (_, r) =>
+    createBufferFrom(gpu, 'tile_experts', Uint32Array.from(expertsOf(r))),
+  );
+  const dispatches = tileBufs.map((tileExperts) =>
+    kernel.bind({ x: xBuf, weight, out, tileExperts, entryRows }, { M: A, numXRows: xRows }),
+  );
+  try {
+    await runner.run({
+      name: kernel.name,
+      shape,
+      bytes: A * expertBytes(host) + xRows * s.K * 4 + A * nOut * 4,
+      flops: 2 * A * s.N * s.K,
+      async check() {
+        await runDispatches(gpu, [dispatches[0]], 'check');
+        const y = await readF32(gpu, out);
+        const experts = expertsOf(0);
+        const samples: Sample[] = [];
+        for (let p = 0; p < A; p++)
+          for (const col of sampleIndices(nOut, 16, p + 1)) samples.push({ row: p, col, e: experts[p], xRow: rows[p] });
+        return checkSamples((q) => y[q.row * nOut + q.col], host, x, samples, { silu });
+      },
+      encode(pass, rep) {
+        dispatches[rep % dispatches.length].encode(pass);
+      },
+    });
+  } finally {
+    destroyWeight(weight);
+    for (const b of [xBuf, out, entryRows, ...tileBufs]) b.destroy();
+  }
+}
+
+const args = parseBenchArgs();
+const gpu = await openBenchGpu();
+const peak = await measureStreamPeak(gpu, args);
+const runner = new BenchRunner(gpu, args, peak);
+for (const s of denseShapes(args.quick)) {
+  if (args.skipLarge && s.name === 'lm_head') continue;
+  for (const format of formatsFor(s)) await denseCase(runner, s, format as 'nvfp4' | 'fp8' | 'bf16', args);
+}
+for (const which of ['gateUp', 'down'] as const)
+  for (const format of ['nvfp4', 'fp8'] as const) await groupedCase(runner, which, format, args.quick);
+const code = runner.finish();
+gpu.destroy();
+process.exit(code);
