@@ -39,6 +39,8 @@ export interface UploadOptions {
   progress?: ProgressMode;
   /** Element type of each dense parameter; default f32 for 1-D ones (norms, biases: kernels read f32), else bf16. */
   denseFormat?: (spec: ParamSpec) => 'bf16' | 'f32';
+  /** Upload only these parameters (e.g. text only); the rest are still checked, just not uploaded. */
+  include?: (spec: ParamSpec) => boolean;
   /** Wait for the GPU queue after this many queued bytes (bounds Dawn's staging memory). */
   syncEveryBytes?: number;
 }
@@ -136,7 +138,8 @@ export async function loadCheckpointToGpu(
 export async function uploadCheckpoint(gpu: Gpu, plan: LoadPlan, opts: UploadOptions = {}): Promise<UploadedWeights> {
   assertLoadable(plan);
   const denseFormat = opts.denseFormat ?? defaultDenseFormat;
-  const totalBytes = plan.params.reduce((n, p) => n + sourceBytes(p.ir), 0);
+  const params = opts.include ? plan.params.filter((p) => opts.include!(p.spec)) : plan.params;
+  const totalBytes = params.reduce((n, p) => n + sourceBytes(p.ir), 0);
   const sink = progressSink(opts.progress ?? 'auto', 'loading weights');
   const throttle = new UploadThrottle(gpu, opts.syncEveryBytes);
   const start = performance.now();
@@ -149,13 +152,14 @@ export async function uploadCheckpoint(gpu: Gpu, plan: LoadPlan, opts: UploadOpt
   };
   const format = describeScheme(plan.scheme);
   log.info(
-    `uploading ${plan.params.length} parameters (${formatBytes(totalBytes)}, ${format}) from ${plan.dir} to the GPU`,
+    `uploading ${params.length} parameters (${formatBytes(totalBytes)}, ${format}) from ${plan.dir} to the GPU` +
+      (params.length < plan.params.length ? `; ${plan.params.length - params.length} left out by the caller` : ''),
   );
   const uploaded = new Map<string, UploadedParam>();
   let gpuBytes = 0;
   let skippedInputScales = 0;
   try {
-    for (const p of plan.params) {
+    for (const p of params) {
       state.current = p.spec.name;
       const up = await gpu.scoped(`upload of "${p.spec.name}"`, () =>
         uploadParam(gpu, p, denseFormat(p.spec), throttle, tick),

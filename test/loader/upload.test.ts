@@ -86,18 +86,20 @@ describe.skipIf(!gpu)('upload to GPU', () => {
     }
   });
 
-  it.skipIf(!bf16Dir)('bf16: fused experts and linears equal the IR; load time is logged', async () => {
+  it.skipIf(!bf16Dir)('bf16, text only: fused experts and linears equal the IR; load time is logged', async () => {
     const { weights } = await loadDir(bf16Dir!);
     const plan = await planLoad(bf16Dir!, await specFor(bf16Dir!));
     let up: UploadedWeights;
     try {
-      up = await uploadCheckpoint(g, plan, { progress: 'none' });
+      up = await uploadCheckpoint(g, plan, { progress: 'none', include: (spec) => spec.group === 'text' });
     } finally {
       await plan.checkpoint.close();
     }
     try {
       console.log(`bf16 tiny fixture uploaded: ${up.gpuBytes} bytes in ${up.loadMs.toFixed(0)} ms`);
       expect(up.loadMs).toBeGreaterThan(0);
+      expect(up.params.size).toBe([...weights.keys()].filter((n) => !n.startsWith('model.visual.')).length);
+      expect(up.has('model.visual.pos_embed.weight')).toBe(false);
       for (const name of [
         `${T}.layers.0.self_attn.q_proj.weight`,
         `${T}.layers.2.mlp.experts.gate_up_proj`,
