@@ -3,11 +3,13 @@
 //   out[t] = residual[t] + Σ_j w[t, j] · down_e(silu(gate_e(x[t])) · up_e(x[t])),  e = ids[t, j]
 // where (ids, w) = top-k of softmax(x · Wgᵀ) in f32, renormalized when norm_topk_prob (kernels/moe_router.wgsl).
 //   decode  (T ≤ maxDecodeTokens): router → grouped matvec gate_up with the silu·up epilogue (one entry per pair,
-//           tile expert = the router's id, so nothing is grouped or read back) → grouped matvec down → combine
+//           tile expert = the router's id, so nothing is grouped or read back) → down projection + routing weights
+//           + sum over k + residual in one dispatch (moe_block_down.wgsl); 3 dispatches. Where that kernel cannot
+//           take the down weight (preScale, larger than one binding): grouped matvec down → combine; 4 dispatches
 //   prefill (larger T): router → MoeAlign (pairs grouped by expert on the GPU, indirect dispatch arguments) →
 //           grouped GEMM gate_up → silu·mul → grouped GEMM down → combine
-// Buffers: x (T, H) f32, the normed input · out (T, H) f32 · residual (T, H) f32, or none to add in place into out
-// (the residual stream). Scratch (router output, intermediate activations, routing) comes from createScratch and can
+// Buffers: x (T, H) f32, the normed input · out (T, H) f32 · residual (T, H) f32 (option inPlace false), or none
+// to add in place into out (the residual stream, the default). Scratch (router output, intermediate activations, routing) comes from createScratch and can
 // be shared by every layer of the same shape: dispatches in one pass run in order.
 // The weights: router [E, H] (bf16 or f32), gateUp [E, 2I, H] (gate rows first; nvfp4 with numRowGroups 2 keeps a
 // global scale per half), down [E, H, I], any kernels/weight_format.ts format.
@@ -19,6 +21,7 @@ import { type BufferSlice, type Dispatch, sliceBytes } from './gpu/dispatch.js';
 import { type GemmPath, MatmulGemm, type MatmulGemmVariant } from './matmul_gemm.js';
 import { Matvec, matvecVariantFor } from './matvec.js';
 import { createMoeRouting, MoeAlign, type MoeAlignDispatch, type MoeRouting } from './moe_align.js';
+import { MoeDownCombine, moeDownUnsupported } from './moe_block_down.js';
 import { MoeRouter } from './moe_router.js';
 import type { GpuWeight } from './weight_format.js';
 
@@ -34,6 +37,13 @@ export interface MoeBlockOptions {
   normTopk: boolean;
   /** Token counts up to this take the decode path (default 8; 0: always the prefill path). */
   maxDecodeTokens?: number;
+  /**
+   * Decode: the down projection, routing weights, sum over k and residual in one dispatch (moe_block_down.wgsl)
+   * instead of a grouped matvec + combine. Default: wherever the down weight allows (moeDownUnsupported).
+   */
+  fusedDown?: boolean;
+  /** Add the MoE output into `out` in place (the residual stream; default), or write residual + MoE to out. */
+  inPlace?: boolean;
   /** Prefill GEMM path and tiles (default: tensor cores where available, else tiled f32). */
   gemmPath?: GemmPath;
   gemmTile?: MatmulGemmVariant['tile'];
@@ -109,6 +119,8 @@ function checkWeights(label: string, w: MoeBlockWeights): { E: number; H: number
 export class MoeBlock {
   readonly dims: MoeDims;
   readonly maxDecodeTokens: number;
+  /** Decode runs the fused down + combine kernel. */
+  readonly fusedDown: boolean;
   /** The prefill GEMMs' path ('tiled' rounds nothing; the tensor-core paths take f16 operands). */
   readonly gemmPath: GemmPath;
 
@@ -119,15 +131,15 @@ export class MoeBlock {
     private readonly k: {
       router: MoeRouter;
       gateUpMv: Matvec;
-      downMv: Matvec;
       align: MoeAlign;
       gateUpGemm: MatmulGemm;
       downGemm: MatmulGemm;
       silu: SiluMul;
       combine: MoeCombine;
-      combineInPlace: MoeCombine;
+      down: { fused: MoeDownCombine } | { matvec: Matvec };
     },
     dims: MoeDims,
+    readonly inPlace: boolean,
     maxDecodeTokens: number,
     private readonly tokenRows: GPUBuffer,
     private readonly pairRows: GPUBuffer,
@@ -135,6 +147,7 @@ export class MoeBlock {
     this.dims = dims;
     this.maxDecodeTokens = maxDecodeTokens;
     this.gemmPath = k.gateUpGemm.path;
+    this.fusedDown = 'fused' in k.down;
   }
 
   static async create(gpu: Gpu, w: MoeBlockWeights, o: MoeBlockOptions, label = 'moe'): Promise<MoeBlock> {
@@ -144,6 +157,9 @@ export class MoeBlock {
     const maxDecodeTokens = o.maxDecodeTokens ?? DEFAULT_MAX_DECODE_TOKENS;
     if (!(Number.isInteger(maxDecodeTokens) && maxDecodeTokens >= 0))
       fail(label, `maxDecodeTokens ${maxDecodeTokens} must be an integer ≥ 0`);
+    const inPlace = o.inPlace ?? true;
+    const unfusable = moeDownUnsupported(gpu, w.down);
+    if (o.fusedDown && unfusable) fail(label, `fusedDown: down ${w.down.label}: ${unfusable}`);
     const act = 'f32';
     const gemm = (weight: GpuWeight) =>
       MatmulGemm.create(gpu, {
@@ -153,20 +169,28 @@ export class MoeBlock {
         path: o.gemmPath,
         tile: o.gemmTile,
       });
-    const [router, gateUpMv, downMv, align, gateUpGemm, downGemm, silu, combine, combineInPlace] = await Promise.all([
+    const down = async () =>
+      o.fusedDown !== false && !unfusable
+        ? { fused: await MoeDownCombine.create(gpu, { format: w.down.format, inPlace }) }
+        : {
+            matvec: await Matvec.create(
+              gpu,
+              matvecVariantFor(gpu, w.down, { act, out: act, grouped: true, numTiles: k }),
+            ),
+          };
+    const [router, gateUpMv, align, gateUpGemm, downGemm, silu, combine, downKernel] = await Promise.all([
       MoeRouter.create(gpu, { input: 'x', weightFormat: w.router.format as 'bf16' | 'f32', normTopk: o.normTopk }),
       // work split tuned for T = 1 (k entries): the case decode speed is judged by
       Matvec.create(
         gpu,
         matvecVariantFor(gpu, w.gateUp, { act, out: act, grouped: true, epilogue: 'silu_mul', numTiles: k }),
       ),
-      Matvec.create(gpu, matvecVariantFor(gpu, w.down, { act, out: act, grouped: true, numTiles: k })),
       MoeAlign.create(gpu, { maxExperts: Math.max(512, E) }),
       gemm(w.gateUp),
       gemm(w.down),
       SiluMul.create(gpu, { src: 'f32', dst: 'f32' }),
-      MoeCombine.create(gpu, { src: 'f32', inPlace: false }),
-      MoeCombine.create(gpu, { src: 'f32', inPlace: true }),
+      MoeCombine.create(gpu, { src: 'f32', inPlace }),
+      down(),
     ]);
     if (gateUpGemm.tileM !== downGemm.tileM)
       fail(label, `gate_up and down GEMMs tile ${gateUpGemm.tileM} and ${downGemm.tileM} rows; one routing needs one`);
@@ -182,8 +206,8 @@ export class MoeBlock {
       Uint32Array.from({ length: rows }, (_, p) => p),
     );
     const dims = { E, H, I, k, blockM: gateUpGemm.tileM };
-    const kernels = { router, gateUpMv, downMv, align, gateUpGemm, downGemm, silu, combine, combineInPlace };
-    return new MoeBlock(gpu, label, w, kernels, dims, maxDecodeTokens, tokenRows, pairRows);
+    const kernels = { router, gateUpMv, align, gateUpGemm, downGemm, silu, combine, down: downKernel };
+    return new MoeBlock(gpu, label, w, kernels, dims, inPlace, maxDecodeTokens, tokenRows, pairRows);
   }
 
   /** Scratch for up to maxTokens tokens, for this block and every other block of the same dims. */
@@ -223,6 +247,13 @@ export class MoeBlock {
         `scratch ${s.label} was made for (E ${d.E}, H ${d.H}, I ${d.I}, k ${d.k}, blockM ${d.blockM}), this block is ` +
           `(E ${E}, H ${H}, I ${I}, k ${k}, blockM ${blockM})`,
       );
+    if (this.inPlace === (bufs.residual !== undefined))
+      fail(
+        label,
+        this.inPlace
+          ? 'this block adds in place into out (inPlace); got a separate residual'
+          : 'this block was made with inPlace false and needs a residual buffer',
+      );
     const maxTokens = s.maxTokens;
     for (const [what, slice] of [
       ['x', bufs.x],
@@ -256,17 +287,11 @@ export class MoeBlock {
       return prefill;
     };
     const combine = (T: number): Dispatch =>
-      bufs.residual
-        ? kn.combine.bind(
-            { weights: s.topkWeights, expertOut: s.expertOut, out: bufs.out, residual: bufs.residual },
-            { tokens: T, hidden: H, topK: k },
-            `${label}/combine`,
-          )
-        : kn.combineInPlace.bind(
-            { weights: s.topkWeights, expertOut: s.expertOut, out: bufs.out },
-            { tokens: T, hidden: H, topK: k },
-            `${label}/combine`,
-          );
+      kn.combine.bind(
+        { weights: s.topkWeights, expertOut: s.expertOut, out: bufs.out, residual: bufs.residual },
+        { tokens: T, hidden: H, topK: k },
+        `${label}/combine`,
+      );
     const router = (T: number) =>
       kn.router.bind(
         { x: bufs.x, weight: w.router, topkIds: s.topkIds, topkWeights: s.topkWeights },
@@ -283,7 +308,22 @@ export class MoeBlock {
           { M, numXRows: T },
           `${label}/gate_up`,
         );
-        const down = kn.downMv.bind(
+        if ('fused' in kn.down) {
+          const down = kn.down.fused.bind(
+            {
+              act: s.act,
+              weight: w.down,
+              topkIds: s.topkIds,
+              topkWeights: s.topkWeights,
+              out: bufs.out,
+              residual: bufs.residual,
+            },
+            { tokens: T, topK: k },
+            `${label}/down_combine`,
+          );
+          return { list: [router(T), gateUp, down] };
+        }
+        const down = kn.down.matvec.bind(
           { x: s.act, weight: w.down, out: s.expertOut, tileExperts: s.topkIds, entryRows: this.pairRows },
           { M, numXRows: M },
           `${label}/down`,

@@ -32,9 +32,14 @@ function makeModel(g: Gpu, format: WeightFormat, E: number, k: number, H: number
   const gateUp = randomHostWeight(format, 2 * I, H, {
     numExperts: E,
     numRowGroups: format === 'nvfp4' ? 2 : undefined,
+    scaleBlock: format === 'fp8' ? [16, 32] : undefined,
     seed: seed + 1,
   });
-  const down = randomHostWeight(format, H, I, { numExperts: E, seed: seed + 2 });
+  const down = randomHostWeight(format, H, I, {
+    numExperts: E,
+    scaleBlock: format === 'fp8' ? [16, 32] : undefined,
+    seed: seed + 2,
+  });
   return {
     host: {
       E,
@@ -60,15 +65,25 @@ describe.skipIf(!gpu)('moe_block', () => {
   /** Runs T tokens through a block bound for maxTokens and checks everything the header promises. */
   async function check(
     m: Model,
-    o: { T: number; maxTokens: number; maxDecodeTokens: number; inPlace: boolean; path: 'decode' | 'prefill' },
+    o: {
+      T: number;
+      maxTokens: number;
+      maxDecodeTokens: number;
+      inPlace: boolean;
+      path: 'decode' | 'prefill';
+      fusedDown?: boolean;
+    },
   ) {
     const { H, E, topK: k } = m.host;
     const { T, maxTokens } = o;
-    const name = `E=${E} k=${k} H=${H} I=${m.host.I} T=${T} ${o.path}${o.inPlace ? ' in place' : ''}`;
+    const fused = o.fusedDown === false ? ' unfused' : '';
+    const name = `${m.weights.down.format} E=${E} k=${k} H=${H} I=${m.host.I} T=${T} ${o.path}${fused}${o.inPlace ? ' in place' : ''}`;
     const block = await MoeBlock.create(g, m.weights, {
       topK: k,
       normTopk: m.host.normTopk,
       maxDecodeTokens: o.maxDecodeTokens,
+      fusedDown: o.fusedDown,
+      inPlace: o.inPlace,
     });
     const scratch = block.createScratch(maxTokens);
     const x = randomArray(maxTokens * H, T * 13 + H, 1);
@@ -85,7 +100,7 @@ describe.skipIf(!gpu)('moe_block', () => {
     });
     expect(binding.pathFor(T), name).toBe(o.path);
     const d = binding.forTokens(T);
-    expect(d.count, `${name}: dispatches`).toBe(o.path === 'decode' ? 4 : 6);
+    expect(d.count, `${name}: dispatches`).toBe(o.path === 'prefill' ? 6 : o.fusedDown === false ? 4 : 3);
     await runDispatches(g, [d]);
 
     const ids = await readU32(g, scratch.topkIds, T * k);
@@ -127,6 +142,7 @@ describe.skipIf(!gpu)('moe_block', () => {
   it('nvfp4 experts (gate_up with 2 global scales), E=13 k=8 H=48 I=80: T = 1, 3 decode; 3, 40 prefill', async () => {
     const m = makeModel(g, 'nvfp4', 13, 8, 48, 80, true);
     for (const T of [1, 3]) await check(m, { T, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode' });
+    await check(m, { T: 3, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode', fusedDown: false });
     for (const T of [3, 40]) await check(m, { T, maxTokens: 40, maxDecodeTokens: 1, inPlace: false, path: 'prefill' });
   });
 
@@ -134,6 +150,7 @@ describe.skipIf(!gpu)('moe_block', () => {
     const m = makeModel(g, 'bf16', 8, 2, 80, 48, true);
     for (const T of [1, 3, 40])
       await check(m, { T, maxTokens: 40, maxDecodeTokens: 40, inPlace: true, path: 'decode' });
+    await check(m, { T: 3, maxTokens: 40, maxDecodeTokens: 8, inPlace: true, path: 'decode', fusedDown: false });
     await check(m, { T: 40, maxTokens: 40, maxDecodeTokens: 8, inPlace: true, path: 'prefill' });
   });
 
@@ -141,6 +158,14 @@ describe.skipIf(!gpu)('moe_block', () => {
     const m = makeModel(g, 'nvfp4', 10, 4, 112, 48, false);
     await check(m, { T: 3, maxTokens: 5, maxDecodeTokens: 8, inPlace: true, path: 'decode' });
     await check(m, { T: 3, maxTokens: 5, maxDecodeTokens: 0, inPlace: false, path: 'prefill' });
+  });
+
+  it('fp8 (16×32 scale blocks) and f32 experts, E=9 k=3 H=48 I=64: T = 1, 3 decode; 3 prefill', async () => {
+    for (const format of ['fp8', 'f32'] as WeightFormat[]) {
+      const m = makeModel(g, format, 9, 3, 48, 64, true);
+      for (const T of [1, 3]) await check(m, { T, maxTokens: 3, maxDecodeTokens: 3, inPlace: T === 1, path: 'decode' });
+      await check(m, { T: 3, maxTokens: 3, maxDecodeTokens: 0, inPlace: false, path: 'prefill' });
+    }
   });
 
   it('rejects mismatched weights, scratch of another shape and too many tokens', async () => {
@@ -158,6 +183,9 @@ describe.skipIf(!gpu)('moe_block', () => {
     expect(() => block.bind({ x: buf, out: buf, scratch: other.createScratch(4) })).toThrow(/was made for .*k 4/);
     const binding = block.bind({ x: buf, out: buf, scratch: block.createScratch(4) });
     expect(() => binding.forTokens(5)).toThrow(/5 tokens, the scratch holds 1\.\.4/);
+    expect(() => block.bind({ x: buf, out: buf, residual: buf, scratch: block.createScratch(4) })).toThrow(
+      /adds in place into out/,
+    );
     expect(() => block.bind({ x: buf, out: buf, scratch: block.createScratch(5) })).toThrow(
       /x has 768 bytes, expected at least 960/,
     );
