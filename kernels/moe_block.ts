@@ -56,9 +56,9 @@ export interface MoeScratch {
   dims: MoeDims;
   topkIds: GPUBuffer; // u32 (T, k)
   topkWeights: GPUBuffer; // f32 (T, k)
-  gateUp: GPUBuffer; // f32 (T·k, 2I), prefill
+  gateUp: GPUBuffer; // f32 (T·k, 2I), prefill; the same buffer as expertOut
   act: GPUBuffer; // f32 (T·k, I)
-  expertOut: GPUBuffer; // f32 (T·k, H)
+  expertOut: GPUBuffer; // f32 (T·k, H), unfused decode and prefill
   routing: MoeRouting; // prefill
 }
 
@@ -215,15 +215,17 @@ export class MoeBlock {
     if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) fail(label, `maxTokens ${maxTokens} must be an integer ≥ 1`);
     const { E, H, I, k, blockM } = this.dims;
     const pairs = maxTokens * k;
+    // gate_up output (dead once silu·mul has read it) and expert outputs (written after) share one buffer
+    const shared = createBuffer(this.gpu, `${label}/gate_up+expert_out`, pairs * Math.max(2 * I, H) * 4);
     return {
       label,
       maxTokens,
       dims: { ...this.dims },
       topkIds: createBuffer(this.gpu, `${label}/topk_ids`, pairs * 4),
       topkWeights: createBuffer(this.gpu, `${label}/topk_weights`, pairs * 4),
-      gateUp: createBuffer(this.gpu, `${label}/gate_up`, pairs * 2 * I * 4),
+      gateUp: shared,
       act: createBuffer(this.gpu, `${label}/act`, pairs * I * 4),
-      expertOut: createBuffer(this.gpu, `${label}/expert_out`, pairs * H * 4),
+      expertOut: shared,
       routing: createMoeRouting(this.gpu, `${label}/routing`, {
         maxPairs: pairs,
         numExperts: E,

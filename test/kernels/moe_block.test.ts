@@ -26,8 +26,17 @@ interface Model {
   weights: MoeBlockWeights;
 }
 
-function makeModel(g: Gpu, format: WeightFormat, E: number, k: number, H: number, I: number, norm: boolean): Model {
-  const seed = E * 31 + k * 7 + H + I;
+function makeModel(
+  g: Gpu,
+  format: WeightFormat,
+  E: number,
+  k: number,
+  H: number,
+  I: number,
+  norm: boolean,
+  salt = 0,
+): Model {
+  const seed = E * 31 + k * 7 + H + I + salt * 1009;
   const router = randomHostWeight('bf16', E, H, { seed });
   const gateUp = randomHostWeight(format, 2 * I, H, {
     numExperts: E,
@@ -165,6 +174,36 @@ describe.skipIf(!gpu)('moe_block', () => {
       const m = makeModel(g, format, 9, 3, 48, 64, true);
       for (const T of [1, 3]) await check(m, { T, maxTokens: 3, maxDecodeTokens: 3, inPlace: T === 1, path: 'decode' });
       await check(m, { T: 3, maxTokens: 3, maxDecodeTokens: 0, inPlace: false, path: 'prefill' });
+    }
+  });
+
+  it("the full model's expert count: nvfp4, E=128 k=8 H=48 I=32: T = 1 decode, 40 prefill", async () => {
+    const m = makeModel(g, 'nvfp4', 128, 8, 48, 32, true);
+    await check(m, { T: 1, maxTokens: 40, maxDecodeTokens: 1, inPlace: true, path: 'decode' });
+    await check(m, { T: 40, maxTokens: 40, maxDecodeTokens: 1, inPlace: true, path: 'prefill' });
+  });
+
+  it('two layers share one scratch in one pass (decode T = 2, then prefill T = 40)', async () => {
+    const [E, k, H, I] = [11, 4, 48, 32];
+    const layers = [makeModel(g, 'nvfp4', E, k, H, I, true, 1), makeModel(g, 'nvfp4', E, k, H, I, true, 2)];
+    const blocks = await Promise.all(
+      layers.map((m) => MoeBlock.create(g, m.weights, { topK: k, normTopk: true, maxDecodeTokens: 2 })),
+    );
+    const scratch = blocks[0].createScratch(40);
+    for (const T of [2, 40]) {
+      const xs = [randomArray(40 * H, T + 1, 1), randomArray(40 * H, T + 2, 1)];
+      const h0 = randomArray(40 * H, T + 3, 4);
+      const h = createBufferFrom(g, 'h', h0);
+      const ds = blocks.map((b, l) => b.bind({ x: createBufferFrom(g, `x${l}`, xs[l]), out: h, scratch }).forTokens(T));
+      await runDispatches(g, ds);
+      const out = new Float32Array(await readBuffer(g, h, 0, T * H * 4));
+      // layer 1 adds onto layer 0's output; both reference terms use their own routing (decisive at these seeds)
+      const r0 = moeBlockRef(layers[0].host, xs[0], h0, T);
+      const r1 = moeBlockRef(layers[1].host, xs[1], r0.out, T);
+      const bad = Array.from(out).findIndex(
+        (v, i) => !(Math.abs(v - r1.out[i]) <= 2 * (r0.bound[i] + r1.bound[i]) + 1e-6),
+      );
+      expect(bad, `T=${T}: first mismatch at ${bad}: gpu ${out[bad]} ref ${r1.out[bad]}`).toBe(-1);
     }
   });
 
