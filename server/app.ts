@@ -53,7 +53,21 @@ export function buildApp(host: ModelHost, options: AppOptions = {}): { app: App;
   return { app, ctx };
 }
 
+/** After the drain, how long responses of just-finished requests may take to flush before sockets are cut. */
+const FLUSH_MS = 1000;
+
 /** SIGTERM: stop accepting connections, let in-flight requests finish for up to graceMs, abort the rest. */
 export async function shutdownApp(app: App, host: ModelHost, graceMs: number): Promise<void> {
-  await Promise.all([host.drain(graceMs), app.close()]);
+  const closed = app.close();
+  await host.drain(graceMs);
+  // Every request has ended now. Sockets that never sent a request (clients open spare connections) would hold
+  // close() until the header timeout, so once the last responses had a moment to flush, all are closed.
+  let timer: NodeJS.Timeout | undefined;
+  const flushed = await Promise.race([
+    closed.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), FLUSH_MS))),
+  ]);
+  clearTimeout(timer);
+  if (!flushed) app.server.closeAllConnections();
+  await closed;
 }

@@ -1,6 +1,8 @@
 // Where `serve` gets its model runner. The default factory loads the GPU runner of the checkpoint's architecture
 // (models/qwen3_vl_moe/runner.ts, built in the model issue); tests and tools pass their own factory (the CPU fake
 // runner) instead. The factory reports what it loaded, so serve can print the format and load summary.
+import { relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ModelError } from '../core/errors.js';
 import type { ModelRunner } from '../engine/model_runner.js';
 
@@ -39,27 +41,38 @@ export type RunnerFactory = (options: RunnerLoadOptions) => Promise<LoadedRunner
 export const defaultRunnerModule = '../models/qwen3_vl_moe/runner.js';
 export const defaultRunnerExport = 'loadRunner';
 
+/** A factory that imports `specifier` (relative to this file) and calls its `exportName`(options). */
+export function moduleRunnerFactory(specifier: string, exportName: string): RunnerFactory {
+  const file = fileURLToPath(new URL(specifier, import.meta.url));
+  // The source tree runs .ts through tsx; the build has .js.
+  const where = relative(process.cwd(), file).replace(/\.js$/, '.ts');
+  const tail = specifier.replace(/^(\.\.?\/)+/, '').replace(/\.js$/, '');
+  return async (options) => {
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(specifier)) as Record<string, unknown>;
+    } catch (err) {
+      // The module itself is missing (not one it imports): the message names it.
+      const isThisModule =
+        /ERR_MODULE_NOT_FOUND|Cannot find module/.test(
+          `${(err as { code?: string }).code} ${(err as Error).message}`,
+        ) && String((err as Error).message).includes(tail);
+      if (!isThisModule) throw err;
+      throw new ModelError(
+        'DAWN_ERR_MODEL_RUNNER_MISSING',
+        `serve: the GPU model runner (${where}) is not part of this build, so ${options.modelDir} cannot be served`,
+        { hint: 'the model runner lands with the model issue; until then only the fake runner (tests) can serve' },
+      );
+    }
+    const load = mod[exportName];
+    if (typeof load !== 'function')
+      throw new ModelError(
+        'DAWN_ERR_MODEL_RUNNER_MISSING',
+        `serve: ${where} has no ${exportName}(options) export; found ${Object.keys(mod).join(', ') || 'no exports'}`,
+      );
+    return (load as RunnerFactory)(options);
+  };
+}
+
 /** Loads the GPU runner from models/qwen3_vl_moe/runner.ts; a clear error while that module does not exist. */
-export const defaultRunnerFactory: RunnerFactory = async (options) => {
-  let mod: Record<string, unknown>;
-  try {
-    // A computed specifier: the module may not exist yet, and typecheck must not depend on it.
-    const specifier: string = defaultRunnerModule;
-    mod = (await import(specifier)) as Record<string, unknown>;
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code !== 'ERR_MODULE_NOT_FOUND' || !String((err as Error).message).includes('runner')) throw err;
-    throw new ModelError(
-      'DAWN_ERR_MODEL_RUNNER_MISSING',
-      `serve: the GPU model runner (models/qwen3_vl_moe/runner.ts) is not part of this build, so ${options.modelDir} cannot be served`,
-      { hint: 'the model runner lands with the model issue; until then only tests with the fake runner can serve' },
-    );
-  }
-  const load = mod[defaultRunnerExport];
-  if (typeof load !== 'function')
-    throw new ModelError(
-      'DAWN_ERR_MODEL_RUNNER_MISSING',
-      `serve: models/qwen3_vl_moe/runner.ts has no ${defaultRunnerExport}(options) export; found ${Object.keys(mod).join(', ') || 'no exports'}`,
-    );
-  return (load as RunnerFactory)(options);
-};
+export const defaultRunnerFactory: RunnerFactory = moduleRunnerFactory(defaultRunnerModule, defaultRunnerExport);

@@ -6,6 +6,7 @@ import { FakeModelRunner, type FakeModelRunnerOptions } from '../../engine/fake_
 import type { ScheduledBatch } from '../../engine/scheduled_batch.js';
 import type { StepOutput } from '../../engine/model_runner.js';
 import { type AppOptions, buildApp, shutdownApp } from '../../server/app.js';
+import type { App } from '../../server/routes/common.js';
 import { ModelHost } from '../../server/model_host.js';
 import { ServingModel, type ServingModelOptions } from '../../server/serving_model.js';
 import { Tokenizer } from '../../models/common/tokenizer.js';
@@ -34,6 +35,7 @@ export interface TestServerOptions {
 
 export interface TestServer {
   baseURL: string;
+  app: App;
   host: ModelHost;
   runner: RecordingRunner;
   model: () => ServingModel;
@@ -73,6 +75,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   let isClosed = false;
   return {
     baseURL: `${address}/v1`,
+    app,
     host,
     runner,
     model: () => model!,
