@@ -1,0 +1,268 @@
+// The Qwen3-VL-MoE text model on the GPU: load(gpu, dir, options) → model; forward over a packed batch of
+// sequences (prefill chunks and decode tokens alike: new tokens, their positions and KV slots, each sequence's block
+// table and context length) → logits of the rows asked for; release(). Per step it writes the small inputs
+// (ids, positions, slots, block tables), records the step graph for this shape into one compute pass, submits,
+// and reads back only the logits.
+import { ModelError } from '../../core/errors.js';
+import { TokenStep } from '../../kernels/attention_step.js';
+import { readF32, writeBuffer } from '../../kernels/gpu/buffers.js';
+import type { Gpu } from '../../kernels/gpu/device.js';
+import type { Dispatch } from '../../kernels/gpu/dispatch.js';
+import { embeddingTableFromBuffer, type EmbeddingTable } from '../../kernels/embedding.js';
+import { createKvCache, KV_BLOCK_SIZE, type KvCache, type KvDtype, SLOT_SKIP } from '../../kernels/kv_cache.js';
+import type { GemmPath } from '../../kernels/matmul_gemm.js';
+import type { UploadOptions } from '../../loader/upload.js';
+import type { Qwen3VlMoeConfig } from './config.js';
+import { ForwardAttention, type StepMode } from './forward_attention.js';
+import { ForwardBuffers, type StepLimits } from './forward_buffers.js';
+import { buildStepGraph, ForwardKernels, type GraphInputs, type StepGraph } from './forward_graph.js';
+import { loadModelWeights, type ModelWeights } from './model_load.js';
+
+export interface Qwen3VlMoeLoadOptions {
+  /** KV cache element type: bf16 (default), fp8e4m3, or f32 (tests: no storage rounding). */
+  kvDtype?: KvDtype;
+  /** KV blocks of 16 tokens per layer (default 256). */
+  numKvBlocks?: number;
+  /** New tokens one forward may run, all sequences together (default 256). */
+  maxTokens?: number;
+  /** Sequences one forward may run (default 16). */
+  maxSeqs?: number;
+  /** Longest sequence (default min(max_position_embeddings, numKvBlocks·16)). */
+  maxModelLen?: number;
+  /** Logit rows one forward may return (default maxSeqs; raise it to score every prompt position). */
+  maxLogitRows?: number;
+  /** Prefill GEMM path (default: tensor cores where the adapter has them, else tiled f32). */
+  gemmPath?: GemmPath;
+  upload?: UploadOptions;
+}
+
+/** One sequence's part of a step. */
+export interface SeqStep {
+  tokenIds: readonly number[];
+  /** Per new token: its position (text: t = h = w) or its M-RoPE [t, h, w]. */
+  positions: readonly (number | readonly [number, number, number])[];
+  /** Per new token: block·16 + offset in the KV cache (SLOT_SKIP: not written). */
+  slotMapping: readonly number[];
+  /** Blocks covering positions [0, contextLen). */
+  blockTable: readonly number[];
+  /** Tokens in the cache after this step (attention length). */
+  contextLen: number;
+}
+
+export interface ForwardRequest {
+  seqs: readonly SeqStep[];
+  /** Which rows get logits: each sequence's last new token (default), or every new token. */
+  logits?: 'last' | 'all';
+  /** Also read back the residual stream after the embedding and after each layer, and the final normed rows. */
+  captureHidden?: boolean;
+}
+
+export interface ForwardResult {
+  /** [rows, V] f32, rows in sequence order. */
+  logits: Float32Array;
+  rows: number;
+  /** With captureHidden: [embeddings, layer 0 … layer L−1 outputs, final normed], each [T, H]. */
+  hidden?: Float32Array[];
+}
+
+const MAX_CACHED_GRAPHS = 16;
+
+export class Qwen3VlMoeModel {
+  readonly blockSize = KV_BLOCK_SIZE;
+  private readonly graphs = new Map<string, StepGraph>();
+  private released = false;
+
+  private constructor(
+    private readonly gpu: Gpu,
+    readonly config: Qwen3VlMoeConfig,
+    readonly numKvBlocks: number,
+    readonly maxModelLen: number,
+    readonly limits: StepLimits & { maxLogitRows: number },
+    private readonly weights: ModelWeights,
+    private readonly inputs: GraphInputs,
+    private readonly attention: ForwardAttention,
+  ) {}
+
+  get vocabSize(): number {
+    return this.config.text.vocabSize;
+  }
+
+  static async load(gpu: Gpu, dir: string, opts: Qwen3VlMoeLoadOptions = {}): Promise<Qwen3VlMoeModel> {
+    const weights = await loadModelWeights(gpu, dir, opts.upload);
+    try {
+      const cfg = weights.config.text;
+      const numKvBlocks = opts.numKvBlocks ?? 256;
+      const maxModelLen = opts.maxModelLen ?? Math.min(cfg.maxPositionEmbeddings, numKvBlocks * KV_BLOCK_SIZE);
+      const maxSeqs = opts.maxSeqs ?? 16;
+      const limits = {
+        maxTokens: Math.max(opts.maxTokens ?? 256, maxSeqs), // a decode step of maxSeqs tokens must fit
+        maxSeqs,
+        maxBlocksPerSeq: Math.ceil(maxModelLen / KV_BLOCK_SIZE),
+        maxLogitRows: Math.min(opts.maxLogitRows ?? maxSeqs, Math.max(opts.maxTokens ?? 256, maxSeqs)),
+      };
+      const kvDtype = opts.kvDtype ?? 'bf16';
+      const format = weights.layers[0].gateUp.format;
+      const bufs = new ForwardBuffers(gpu, cfg, limits);
+      const kernels = await ForwardKernels.create(gpu, cfg, weights, bufs, {
+        format,
+        kvDtype,
+        gemmPath: opts.gemmPath,
+      });
+      const caches: KvCache[] = weights.layers.map((_, l) =>
+        createKvCache(gpu, `qwen3_vl_moe/kv_cache.${l}`, {
+          numBlocks: numKvBlocks,
+          numKvHeads: cfg.numKeyValueHeads,
+          headDim: cfg.headDim,
+          dtype: kvDtype,
+        }),
+      );
+      const step = new TokenStep(gpu, limits.maxTokens, 'qwen3_vl_moe/step');
+      const attention = await ForwardAttention.create(gpu, cfg, kvDtype, bufs, maxModelLen);
+      const table: EmbeddingTable = embeddingTableFromBuffer(gpu, weights.embed.buffer, cfg.vocabSize, cfg.hiddenSize);
+      const inputs: GraphInputs = { gpu, cfg, weights, kernels, bufs, table, caches, step, attention };
+      return new Qwen3VlMoeModel(gpu, weights.config, numKvBlocks, maxModelLen, limits, weights, inputs, attention);
+    } catch (err) {
+      weights.release();
+      throw err;
+    }
+  }
+
+  private fail(message: string): never {
+    throw new ModelError('DAWN_ERR_MODEL_INPUT', `qwen3_vl_moe forward: ${message}`);
+  }
+
+  /** Checks the request and writes the step's inputs; returns T and the logit rows. */
+  private writeInputs(req: ForwardRequest): { T: number; rows: number[]; mode: StepMode } {
+    const { seqs } = req;
+    const lim = this.limits;
+    const V = this.vocabSize;
+    if (seqs.length < 1 || seqs.length > lim.maxSeqs) this.fail(`${seqs.length} sequences, expected 1..${lim.maxSeqs}`);
+    const T = seqs.reduce((n, s) => n + s.tokenIds.length, 0);
+    if (T < 1 || T > lim.maxTokens) this.fail(`${T} new tokens, expected 1..${lim.maxTokens}`);
+    const ids = new Uint32Array(T);
+    const pos = new Uint32Array(3 * T);
+    const slots = new Uint32Array(T);
+    const rows: number[] = [];
+    let t0 = 0;
+    seqs.forEach((s, i) => {
+      const n = s.tokenIds.length;
+      if (n < 1) this.fail(`sequence ${i} has no new tokens`);
+      if (s.positions.length !== n || s.slotMapping.length !== n)
+        this.fail(`sequence ${i}: ${n} tokens but ${s.positions.length} positions and ${s.slotMapping.length} slots`);
+      if (!(s.contextLen >= n && s.contextLen <= this.maxModelLen))
+        this.fail(`sequence ${i}: contextLen ${s.contextLen} must be in [${n}, ${this.maxModelLen}]`);
+      const blocks = Math.ceil(s.contextLen / KV_BLOCK_SIZE);
+      if (s.blockTable.length < blocks || s.blockTable.length > lim.maxBlocksPerSeq)
+        this.fail(
+          `sequence ${i}: block table has ${s.blockTable.length} blocks, ${blocks}..${lim.maxBlocksPerSeq} needed`,
+        );
+      for (const b of s.blockTable.slice(0, blocks))
+        if (!(Number.isInteger(b) && b >= 0 && b < this.numKvBlocks))
+          this.fail(`sequence ${i}: block ${b} is not in [0, ${this.numKvBlocks})`);
+      for (let j = 0; j < n; j++) {
+        const id = s.tokenIds[j];
+        if (!(Number.isInteger(id) && id >= 0 && id < V)) this.fail(`sequence ${i}: token ${id} is not in [0, ${V})`);
+        ids[t0 + j] = id;
+        const p = s.positions[j];
+        const [pt, ph, pw] = typeof p === 'number' ? [p, p, p] : p;
+        pos[t0 + j] = pt;
+        pos[T + t0 + j] = ph;
+        pos[2 * T + t0 + j] = pw;
+        const slot = s.slotMapping[j];
+        if (slot !== SLOT_SKIP && !(Number.isInteger(slot) && slot >= 0 && slot < this.numKvBlocks * KV_BLOCK_SIZE))
+          this.fail(`sequence ${i}: slot ${slot} is outside the cache`);
+        slots[t0 + j] = slot;
+      }
+      if (req.logits === 'all') for (let j = 0; j < n; j++) rows.push(t0 + j);
+      else rows.push(t0 + n - 1);
+      t0 += n;
+    });
+    if (rows.length > lim.maxLogitRows)
+      this.fail(`${rows.length} logit rows, the model was loaded for ${lim.maxLogitRows}`);
+    const gpu = this.gpu;
+    const b = this.inputs.bufs;
+    writeBuffer(gpu, b.ids, 0, ids);
+    writeBuffer(gpu, b.positions, 0, pos);
+    writeBuffer(gpu, b.slotMapping, 0, slots);
+    writeBuffer(gpu, b.logitRows, 0, Uint32Array.from(rows));
+    const shapes = seqs.map((s) => ({
+      queryLen: s.tokenIds.length,
+      contextLen: s.contextLen,
+      blockTable: s.blockTable,
+    }));
+    this.attention.update(shapes);
+    this.inputs.step.update(T);
+    return { T, rows, mode: ForwardAttention.modeOf(shapes) };
+  }
+
+  private async graphFor(T: number, R: number, mode: StepMode): Promise<StepGraph> {
+    const key = `${mode}/${T}/${R}`;
+    let g = this.graphs.get(key);
+    if (g) {
+      this.graphs.delete(key); // re-insert: the map's order is the eviction order
+    } else {
+      g = await buildStepGraph(this.inputs, T, R, mode);
+      if (this.graphs.size >= MAX_CACHED_GRAPHS) this.graphs.delete(this.graphs.keys().next().value!);
+    }
+    this.graphs.set(key, g);
+    return g;
+  }
+
+  async forward(req: ForwardRequest): Promise<ForwardResult> {
+    if (this.released) this.fail('the model was released');
+    const { T, rows, mode } = this.writeInputs(req);
+    const graph = await this.graphFor(T, rows.length, mode);
+    const gpu = this.gpu;
+    const b = this.inputs.bufs;
+    const H = this.config.text.hiddenSize;
+    const encoder = gpu.device.createCommandEncoder({ label: 'qwen3_vl_moe/step' });
+    const stages: Dispatch[][] = [graph.embed, ...graph.layers, graph.head];
+    let hidden: GPUBuffer[] | undefined;
+    if (!req.captureHidden) {
+      const pass = encoder.beginComputePass({ label: 'qwen3_vl_moe/step' });
+      for (const stage of stages) for (const d of stage) d.encode(pass);
+      pass.end();
+    } else {
+      // Debug path: one pass per stage, the residual stream copied out between them.
+      hidden = [];
+      for (const [i, stage] of stages.entries()) {
+        const pass = encoder.beginComputePass({ label: `qwen3_vl_moe/stage${i}` });
+        for (const d of stage) d.encode(pass);
+        pass.end();
+        const copy = gpu.device.createBuffer({
+          label: `qwen3_vl_moe/capture${i}`,
+          size: T * H * 4,
+          usage: 0x04 | 0x08,
+        });
+        encoder.copyBufferToBuffer(i === stages.length - 1 ? b.normed : b.hidden, 0, copy, 0, T * H * 4);
+        hidden.push(copy);
+      }
+    }
+    gpu.queue.submit([encoder.finish()]);
+    const logits = await readF32(gpu, b.logits, rows.length * this.vocabSize);
+    const out: ForwardResult = { logits, rows: rows.length };
+    if (hidden) {
+      out.hidden = [];
+      for (const buf of hidden) {
+        out.hidden.push(await readF32(gpu, buf));
+        buf.destroy();
+      }
+    }
+    return out;
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.graphs.clear();
+    this.inputs.bufs.destroy();
+    for (const c of this.inputs.caches) {
+      c.k.destroy();
+      c.v.destroy();
+    }
+    this.inputs.step.uniform.destroy();
+    this.attention.destroy();
+    this.inputs.kernels.destroy();
+    this.weights.release();
+  }
+}
