@@ -265,8 +265,13 @@ describe.skipIf(!gpu)('edge values through matvec and GEMM', () => {
     it(`${format}: matvec with f16 and arithmetic decode`, async () => {
       const host = edgeWeight(format);
       const weight = uploadMatvecWeight(g, host, `edge.${format}`);
+      // f16 decode with subgroups, arithmetic decode with the workgroup reduction: the work split of matvec.test.ts
+      // (mTile 4), so the pipelines are shared with that suite
       for (const f16Decode of g.caps.hasF16 ? [true, false] : [false]) {
-        const kernel = await Matvec.create(g, matvecVariantFor(g, weight, { act: 'f32', out: 'f32', f16Decode }));
+        const subgroups = f16Decode && g.caps.hasSubgroups;
+        const tuning = { rows: 2, tpk: 16, rowGroups: 4 };
+        const v = matvecVariantFor(g, weight, { act: 'f32', out: 'f32', f16Decode, subgroups, mTile: 4, tuning });
+        const kernel = await Matvec.create(g, v);
         expect(kernel.variant.f16Decode).toBe(f16Decode);
         const r = await checkMatvec(g, { kernel, host, weight, M: 2, x: randomX(2 * K, 5) });
         expect(r.ok, r.message).toBe(true);
@@ -277,7 +282,7 @@ describe.skipIf(!gpu)('edge values through matvec and GEMM', () => {
     it(`${format}: tiled GEMM`, async () => {
       const host = edgeWeight(format);
       const weight = uploadMatvecWeight(g, host, `edge.${format}`);
-      const kernel = await MatmulGemm.create(g, { format, path: 'tiled', tile: { m: 8, n: 8, k: 16 } });
+      const kernel = await MatmulGemm.create(g, { format, path: 'tiled' }); // the default tile, as matmul_gemm.test.ts
       const M = 3;
       const x = randomX(M * K, 9);
       const y = sentinelBuffer(g, 'y', M * N, 'f32');
