@@ -5,7 +5,7 @@
 import { LoaderError } from '../core/errors.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { logger } from '../core/log.js';
-import { createBuffer, createBufferFrom } from '../kernels/gpu/buffers.js';
+import { createBuffer, writeBuffer } from '../kernels/gpu/buffers.js';
 import type { Gpu } from '../kernels/gpu/device.js';
 import type { GpuWeight } from '../kernels/weight_format.js';
 import { bf16BytesToF32Array, bytesToF32Array } from './float_formats.js';
@@ -170,6 +170,7 @@ export async function uploadCheckpoint(gpu: Gpu, plan: LoadPlan, opts: UploadOpt
     }
     await gpu.sync('weight upload');
   } catch (err) {
+    sink.done(state); // ends the bar's line before the error is printed
     for (const p of uploaded.values()) destroyParam(p);
     throw err;
   }
@@ -222,57 +223,61 @@ async function uploadParam(
 ): Promise<UploadedParam> {
   const name = p.spec.name;
   const ir = p.ir;
-  if (p.spec.kind === 'dense') {
-    if (ir.format !== 'bf16')
-      throw new LoaderError('DAWN_ERR_LOADER_INTERNAL', `dense parameter "${name}" planned as ${ir.format}`);
-    const widen = denseFormat === 'f32';
-    const buffer = createBuffer(gpu, name, ir.data.byteLength * (widen ? 2 : 1));
-    await streamPlan(gpu, buffer, ir.data, throttle, tick, name, widen);
-    return { kind: 'dense', dense: { label: name, format: denseFormat, shape: ir.shape, buffer } };
-  }
-  const E = numExpertsOf(ir.shape);
-  const [N, K] = matrixDims(ir.shape);
-  const stream = async (suffix: string, plan: BufferPlan) => {
-    const buffer = createBuffer(gpu, `${name}.${suffix}`, plan.byteLength);
-    await streamPlan(gpu, buffer, plan, throttle, tick, name, false);
+  // Every buffer is recorded as soon as it exists, so a failure part-way leaks nothing.
+  const made: GPUBuffer[] = [];
+  const create = (label: string, bytes: number) => {
+    const b = createBuffer(gpu, label, bytes);
+    made.push(b);
+    return b;
+  };
+  const stream = async (label: string, plan: BufferPlan, widen = false) => {
+    const buffer = create(label, plan.byteLength * (widen ? 2 : 1));
+    await streamPlan(gpu, buffer, plan, throttle, tick, name, widen);
     return buffer;
   };
-  const small = async (suffix: string, plan: BufferPlan) => {
+  /** Scale tensors are small: read whole, converted on the host, then written. */
+  const hostScales = async (plan: BufferPlan) => {
     const values = bytesToF32Array(await materializeBuffer(plan, name));
     tick(plan.byteLength);
-    return { values, label: `${name}.${suffix}` };
+    return values;
   };
-  // Partial buffers are destroyed if a later one fails, so a failed upload leaks nothing.
-  const made: GPUBuffer[] = [];
-  const keep = (b: GPUBuffer) => (made.push(b), b);
-  const base = { label: name, numExperts: E, N, K };
+  const upload = (suffix: string, values: Float32Array) => {
+    const buffer = create(`${name}.${suffix}`, values.byteLength);
+    writeBuffer(gpu, buffer, 0, values);
+    return buffer;
+  };
   try {
+    if (p.spec.kind === 'dense') {
+      if (ir.format !== 'bf16')
+        throw new LoaderError('DAWN_ERR_LOADER_INTERNAL', `dense parameter "${name}" planned as ${ir.format}`);
+      const buffer = await stream(name, ir.data, denseFormat === 'f32');
+      return { kind: 'dense', dense: { label: name, format: denseFormat, shape: ir.shape, buffer } };
+    }
+    const [N, K] = matrixDims(ir.shape);
+    const base = { label: name, numExperts: numExpertsOf(ir.shape), N, K };
     switch (ir.format) {
       case 'bf16':
-        return { kind: 'weight', weight: { ...base, format: 'bf16', data: keep(await stream('data', ir.data)) } };
+        return { kind: 'weight', weight: { ...base, format: 'bf16', data: await stream(`${name}.data`, ir.data) } };
       case 'nvfp4': {
+        const data = await stream(`${name}.data`, ir.packed);
+        const blockScales = await stream(`${name}.blockScales`, ir.blockScale);
+        const g = nvfp4GlobalScales(ir, await hostScales(ir.globalScale));
         const weight: GpuWeight = {
           ...base,
           format: 'nvfp4',
-          data: keep(await stream('data', ir.packed)),
-          blockScales: keep(await stream('blockScales', ir.blockScale)),
+          data,
+          blockScales,
+          globalScales: upload('globalScales', g.values),
+          numRowGroups: g.numRowGroups,
         };
-        const g = await small('globalScales', ir.globalScale);
-        const { values, numRowGroups } = nvfp4GlobalScales(ir, g.values);
-        weight.globalScales = keep(createBufferFrom(gpu, g.label, values));
-        weight.numRowGroups = numRowGroups;
-        if (ir.preQuantScale) {
-          const pq = await small('preScale', ir.preQuantScale);
-          weight.preScale = keep(createBufferFrom(gpu, pq.label, pq.values));
-        }
+        if (ir.preQuantScale) weight.preScale = upload('preScale', await hostScales(ir.preQuantScale));
         return { kind: 'weight', weight };
       }
       case 'fp8': {
-        const data = keep(await stream('data', ir.data));
-        const s = await small('scales', ir.scaleData);
-        const { values, scaleBlock } = fp8Scales(ir, s.values);
-        const scales = keep(createBufferFrom(gpu, s.label, values));
-        return { kind: 'weight', weight: { ...base, format: 'fp8', data, scales, scaleBlock } };
+        const data = await stream(`${name}.data`, ir.data);
+        const f = fp8Scales(ir, await hostScales(ir.scaleData));
+        const scales = upload('scales', f.values);
+        return { kind: 'weight', weight: { ...base, format: 'fp8', data, scales, scaleBlock: f.scaleBlock } };
       }
     }
   } catch (err) {
