@@ -33,7 +33,11 @@ const specs: FlagSpec[] = [
   },
   { name: 'kv-cache-dtype', type: 'string', default: 'auto', help: 'KV cache dtype: auto | fp8' },
   { name: 'enable-prefix-caching', type: 'boolean', default: true, help: 'reuse KV blocks of equal prefixes' },
-  { name: 'api-key', type: 'string', help: 'require Authorization: Bearer <key> on /v1 (comma-separated for several)' },
+  {
+    name: 'api-key',
+    type: 'string',
+    help: 'require Authorization: Bearer <key> on /v1 (comma-separated; else $VLLM_API_KEY)',
+  },
   { name: 'chat-template', type: 'string', help: "chat template file or text (default: the checkpoint's)" },
   {
     name: 'generation-config',
@@ -84,7 +88,10 @@ export async function runServe(argv: string[], deps: ServeDeps = {}): Promise<nu
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const apiKeys = ((flags['api-key'] as string | undefined) ?? '').split(',').filter(Boolean);
+  // As vLLM: the flag, else the VLLM_API_KEY environment variable (DAWNLLM_API_KEY too).
+  const apiKeyText =
+    (flags['api-key'] as string | undefined) ?? process.env.VLLM_API_KEY ?? process.env.DAWNLLM_API_KEY;
+  const apiKeys = (apiKeyText ?? '').split(',').filter(Boolean);
 
   print(`detected format: ${describeScheme(await readQuantScheme(modelDir))}`);
   const host = new ModelHost(names, modelDir);

@@ -2,15 +2,17 @@
 // fixed list of dispatches, composed from the router, the grouped matvec / GEMM, MoeAlign and the MoE combine:
 //   out[t] = residual[t] + Σ_j w[t, j] · down_e(silu(gate_e(x[t])) · up_e(x[t])),  e = ids[t, j]
 // where (ids, w) = top-k of softmax(x · Wgᵀ) in f32, renormalized when norm_topk_prob (kernels/moe_router.wgsl).
-//   decode  (T ≤ maxDecodeTokens): router → grouped matvec gate_up with the silu·up epilogue (one entry per pair,
-//           tile expert = the router's id, so nothing is grouped or read back) → down projection + routing weights
-//           + sum over k + residual in one dispatch (moe_block_down.wgsl); 3 dispatches. Where that kernel cannot
-//           take the down weight (preScale, larger than one binding): grouped matvec down → combine; 4 dispatches
-//   prefill (larger T): router → MoeAlign (pairs grouped by expert on the GPU, indirect dispatch arguments) →
-//           grouped GEMM gate_up → silu·mul → grouped GEMM down → combine
+//   decode  (T ≤ maxDecodeTokens): router (logits inside it, or a dense matvec first: decodeRouter) → grouped
+//           matvec gate_up with the silu·up epilogue (one entry per pair, tile expert = the router's id, so nothing
+//           is grouped or read back) → down projection + routing weights + sum over k + residual in one dispatch
+//           (moe_block_down.wgsl): 3 dispatches. Where that kernel cannot take the down weight (preScale, larger
+//           than one binding): grouped matvec down → combine, one more.
+//   prefill (larger T): router logits (dense f32 GEMM) → router → MoeAlign (pairs grouped by expert on the GPU,
+//           indirect dispatch arguments) → grouped GEMM gate_up → silu·mul → grouped GEMM down → combine: 7.
 // Buffers: x (T, H) f32, the normed input · out (T, H) f32 · residual (T, H) f32 (option inPlace false), or none
-// to add in place into out (the residual stream, the default). Scratch (router output, intermediate activations, routing) comes from createScratch and can
-// be shared by every layer of the same shape: dispatches in one pass run in order.
+// to add in place into out (the residual stream, the default). Scratch (router output, logits, intermediate
+// activations, routing) comes from createScratch and can be shared by every layer of the same shape: dispatches in
+// one pass run in order.
 // The weights: router [E, H] (bf16 or f32), gateUp [E, 2I, H] (gate rows first; nvfp4 with numRowGroups 2 keeps a
 // global scale per half), down [E, H, I], any kernels/weight_format.ts format.
 import { KernelError } from '../core/errors.js';
@@ -18,7 +20,7 @@ import { MoeCombine, SiluMul } from './elementwise.js';
 import { createBuffer, createBufferFrom } from './gpu/buffers.js';
 import type { Gpu } from './gpu/device.js';
 import { type BufferSlice, type Dispatch, sliceBytes } from './gpu/dispatch.js';
-import { type GemmPath, MatmulGemm, type MatmulGemmVariant } from './matmul_gemm.js';
+import { type GemmDispatch, type GemmPath, MatmulGemm, type MatmulGemmVariant } from './matmul_gemm.js';
 import { Matvec, matvecVariantFor } from './matvec.js';
 import { createMoeRouting, MoeAlign, type MoeAlignDispatch, type MoeRouting } from './moe_align.js';
 import { MoeDownCombine, moeDownUnsupported } from './moe_block_down.js';
@@ -42,6 +44,13 @@ export interface MoeBlockOptions {
    * instead of a grouped matvec + combine. Default: wherever the down weight allows (moeDownUnsupported).
    */
   fusedDown?: boolean;
+  /**
+   * Decode router logits: 'fused' computes x · Wgᵀ inside the router kernel (one workgroup per token: fewest
+   * dispatches); 'matvec' runs them as a dense matvec over many workgroups first (more memory parallelism, one
+   * more dispatch). Which is faster at T = 1 is for the device to say; default 'fused'. Prefill always uses a
+   * dense f32 GEMM for the logits (T workgroups re-reading the router weight would not scale with T).
+   */
+  decodeRouter?: 'fused' | 'matvec';
   /** Add the MoE output into `out` in place (the residual stream; default), or write residual + MoE to out. */
   inPlace?: boolean;
   /** Prefill GEMM path and tiles (default: tensor cores where available, else tiled f32). */
@@ -56,6 +65,7 @@ export interface MoeScratch {
   dims: MoeDims;
   topkIds: GPUBuffer; // u32 (T, k)
   topkWeights: GPUBuffer; // f32 (T, k)
+  logits: GPUBuffer; // f32 (T, E), router logits (prefill, decodeRouter 'matvec')
   gateUp: GPUBuffer; // f32 (T·k, 2I), prefill; the same buffer as expertOut
   act: GPUBuffer; // f32 (T·k, I)
   expertOut: GPUBuffer; // f32 (T·k, H), unfused decode and prefill
@@ -80,8 +90,8 @@ export interface MoeBlockBinding {
   /**
    * The whole MoE for T tokens as one Dispatch (its dispatches recorded in order into the caller's pass). Bindings
    * for each T are made on first use and kept. The decode path writes nothing to the queue, so several token
-   * counts may share one submission; the prefill path sets MoeAlign's pair count here (a uniform write), so one
-   * prefill token count per block per submission.
+   * counts may share one submission; the prefill path sets the logits GEMM's rows and MoeAlign's pair count here
+   * (uniform writes), so one prefill token count per block per submission.
    */
   forTokens(tokens: number): Dispatch & { count: number };
 }
@@ -129,7 +139,10 @@ export class MoeBlock {
     readonly label: string,
     private readonly weights: MoeBlockWeights,
     private readonly k: {
-      router: MoeRouter;
+      router: MoeRouter; // from logits
+      routerFused: MoeRouter | null; // from x (decodeRouter 'fused')
+      logitsMv: Matvec | null; // decodeRouter 'matvec'
+      logitsGemm: MatmulGemm;
       gateUpMv: Matvec;
       align: MoeAlign;
       gateUpGemm: MatmulGemm;
@@ -178,8 +191,26 @@ export class MoeBlock {
               matvecVariantFor(gpu, w.down, { act, out: act, grouped: true, numTiles: k }),
             ),
           };
-    const [router, gateUpMv, align, gateUpGemm, downGemm, silu, combine, downKernel] = await Promise.all([
-      MoeRouter.create(gpu, { input: 'x', weightFormat: w.router.format as 'bf16' | 'f32', normTopk: o.normTopk }),
+    const routerFormat = w.router.format as 'bf16' | 'f32';
+    const fusedRouter = (o.decodeRouter ?? 'fused') === 'fused';
+    const [
+      router,
+      routerFused,
+      logitsMv,
+      logitsGemm,
+      gateUpMv,
+      align,
+      gateUpGemm,
+      downGemm,
+      silu,
+      combine,
+      downKernel,
+    ] = await Promise.all([
+      MoeRouter.create(gpu, { input: 'logits', normTopk: o.normTopk }),
+      fusedRouter ? MoeRouter.create(gpu, { input: 'x', weightFormat: routerFormat, normTopk: o.normTopk }) : null,
+      fusedRouter ? null : Matvec.create(gpu, matvecVariantFor(gpu, w.router, { act, out: act })),
+      // f32 FMA, never f16 operands: rounding x would move logits and could flip near-tie expert choices
+      MatmulGemm.create(gpu, { format: routerFormat, path: 'tiled' }),
       // work split tuned for T = 1 (k entries): the case decode speed is judged by
       Matvec.create(
         gpu,
@@ -206,7 +237,19 @@ export class MoeBlock {
       Uint32Array.from({ length: rows }, (_, p) => p),
     );
     const dims = { E, H, I, k, blockM: gateUpGemm.tileM };
-    const kernels = { router, gateUpMv, align, gateUpGemm, downGemm, silu, combine, down: downKernel };
+    const kernels = {
+      router,
+      routerFused,
+      logitsMv,
+      logitsGemm,
+      gateUpMv,
+      align,
+      gateUpGemm,
+      downGemm,
+      silu,
+      combine,
+      down: downKernel,
+    };
     return new MoeBlock(gpu, label, w, kernels, dims, inPlace, maxDecodeTokens, tokenRows, pairRows);
   }
 
@@ -223,6 +266,7 @@ export class MoeBlock {
       dims: { ...this.dims },
       topkIds: createBuffer(this.gpu, `${label}/topk_ids`, pairs * 4),
       topkWeights: createBuffer(this.gpu, `${label}/topk_weights`, pairs * 4),
+      logits: createBuffer(this.gpu, `${label}/logits`, maxTokens * E * 4),
       gateUp: shared,
       act: createBuffer(this.gpu, `${label}/act`, pairs * I * 4),
       expertOut: shared,
@@ -270,10 +314,16 @@ export class MoeBlock {
     const kn = this.k;
     const w = this.weights;
     const maxPairs = maxTokens * k;
-    // Bound once: the prefill GEMMs (indirect, sized by the routing) and the alignment (pair count via setPairs).
-    let prefill: { align: MoeAlignDispatch; gateUp: Dispatch; down: Dispatch } | null = null;
+    // Bound once: the prefill GEMMs (grouped ones indirect, sized by the routing; the logits GEMM via setRows) and
+    // the alignment (pair count via setPairs).
+    let prefill: { logits: GemmDispatch; align: MoeAlignDispatch; gateUp: Dispatch; down: Dispatch } | null = null;
     const prefillBound = () => {
       prefill ??= {
+        logits: kn.logitsGemm.bind(
+          { x: bufs.x, weight: w.router, y: s.logits },
+          { M: maxTokens },
+          `${label}/router_logits`,
+        ),
         align: kn.align.bind(s.topkIds, s.routing, maxPairs, `${label}/moe_align`),
         gateUp: kn.gateUpGemm.bindGrouped(
           { x: bufs.x, weight: w.gateUp, y: s.gateUp, routing: s.routing },
@@ -294,15 +344,30 @@ export class MoeBlock {
         { tokens: T, hidden: H, topK: k },
         `${label}/combine`,
       );
-    const router = (T: number) =>
+    const routerFromLogits = (T: number) =>
       kn.router.bind(
-        { x: bufs.x, weight: w.router, topkIds: s.topkIds, topkWeights: s.topkWeights },
-        { tokens: T, topK: k },
+        { logits: s.logits, topkIds: s.topkIds, topkWeights: s.topkWeights },
+        { tokens: T, topK: k, numExperts: E },
         `${label}/router`,
       );
+    // decode: the router's dispatches for T tokens
+    const router = (T: number): Dispatch[] =>
+      kn.routerFused
+        ? [
+            kn.routerFused.bind(
+              { x: bufs.x, weight: w.router, topkIds: s.topkIds, topkWeights: s.topkWeights },
+              { tokens: T, topK: k },
+              `${label}/router`,
+            ),
+          ]
+        : [
+            kn.logitsMv!.bind({ x: bufs.x, weight: w.router, out: s.logits }, { M: T }, `${label}/router_logits`),
+            routerFromLogits(T),
+          ];
     const pathFor = (T: number): MoePath => (T <= Math.min(this.maxDecodeTokens, maxTokens) ? 'decode' : 'prefill');
 
-    const build = (T: number): { list: Dispatch[]; align?: MoeAlignDispatch } => {
+    type Built = { list: Dispatch[]; prefill?: { logits: GemmDispatch; align: MoeAlignDispatch } };
+    const build = (T: number): Built => {
       if (pathFor(T) === 'decode') {
         const M = T * k;
         const gateUp = kn.gateUpMv.bind(
@@ -323,21 +388,24 @@ export class MoeBlock {
             { tokens: T, topK: k },
             `${label}/down_combine`,
           );
-          return { list: [router(T), gateUp, down] };
+          return { list: [...router(T), gateUp, down] };
         }
         const down = kn.down.matvec.bind(
           { x: s.act, weight: w.down, out: s.expertOut, tileExperts: s.topkIds, entryRows: this.pairRows },
           { M, numXRows: M },
           `${label}/down`,
         );
-        return { list: [router(T), gateUp, down, combine(T)] };
+        return { list: [...router(T), gateUp, down, combine(T)] };
       }
       const p = prefillBound();
       const silu = kn.silu.bind({ gateUp: s.gateUp, out: s.act }, { rows: T * k, intermediate: I }, `${label}/silu`);
-      return { list: [router(T), p.align, p.gateUp, silu, p.down, combine(T)], align: p.align };
+      return {
+        list: [p.logits, routerFromLogits(T), p.align, p.gateUp, silu, p.down, combine(T)],
+        prefill: p,
+      };
     };
 
-    const cache = new Map<number, { list: Dispatch[]; align?: MoeAlignDispatch }>();
+    const cache = new Map<number, Built>();
     return {
       label,
       maxTokens,
@@ -351,7 +419,8 @@ export class MoeBlock {
           if (cache.size >= MAX_CACHED_TOKEN_COUNTS) cache.delete(cache.keys().next().value!);
           cache.set(T, entry);
         }
-        entry.align?.setPairs(T * k);
+        entry.prefill?.logits.setRows(T);
+        entry.prefill?.align.setPairs(T * k);
         const list = entry.list;
         return {
           label: `${label}[T=${T}]`,

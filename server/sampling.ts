@@ -1,6 +1,7 @@
 // Wire fields (snake_case) → SamplingParams, with the defaults chain vLLM uses: the request's value, else the
 // model's generation_config.json (unless --generation-config vllm), else the built-in OpenAI defaults. Range
 // checks and their 400 messages live in engine/sampling_params.ts.
+import { ApiError } from '../core/errors.js';
 import { createSamplingParams, type SamplingParams, type SamplingParamsInput } from '../engine/sampling_params.js';
 import type { ServingModel } from './serving_model.js';
 
@@ -28,6 +29,14 @@ export interface LogprobRequest {
   logprobs: number | null;
   /** Top logprobs per prompt token (null: none). */
   promptLogprobs: number | null;
+}
+
+/** vLLM refuses stream_options on a request that does not stream. */
+export function checkStreamOptions(body: { stream?: boolean | null; stream_options?: unknown }): void {
+  if (body.stream_options !== undefined && body.stream_options !== null && body.stream !== true)
+    throw new ApiError(400, 'DAWN_ERR_API_INVALID_PARAM', 'Stream options can only be defined when `stream=True`.', {
+      param: 'stream_options',
+    });
 }
 
 /** `maxTokens` is the request's (already resolved by the endpoint's own default rule); null = fill the context. */

@@ -6,7 +6,7 @@ import type { ChatMessage, ChatTool } from '../../models/common/chat_messages.js
 import { applyChatTemplate } from '../../models/common/chat_template.js';
 import { collectGeneration, type Generation, type ServerContext, startGeneration } from '../generation.js';
 import { LogprobFormatter } from '../logprobs.js';
-import { toSamplingParams } from '../sampling.js';
+import { checkStreamOptions, toSamplingParams } from '../sampling.js';
 import { ChatCompletionBody } from '../schemas.js';
 import type { ServingModel } from '../serving_model.js';
 import { sendSse } from '../sse.js';
@@ -18,6 +18,7 @@ export function registerChatCompletions(app: App, ctx: ServerContext): void {
     const body = request.body;
     const modelName = checkModelName(ctx.host, body.model);
     const model = ctx.host.require();
+    checkStreamOptions(body);
     const rendered = applyChatTemplate(model.tokenizer, model.chatTemplate, body.messages as ChatMessage[], {
       addGenerationPrompt: body.add_generation_prompt ?? undefined,
       continueFinalMessage: body.continue_final_message ?? undefined,

@@ -13,7 +13,7 @@ import {
   startGeneration,
 } from '../generation.js';
 import { LogprobFormatter } from '../logprobs.js';
-import { toSamplingParams } from '../sampling.js';
+import { checkStreamOptions, toSamplingParams } from '../sampling.js';
 import { CompletionBody } from '../schemas.js';
 import type { ServingModel } from '../serving_model.js';
 import { sendSse } from '../sse.js';
@@ -34,6 +34,7 @@ export function registerCompletions(app: App, ctx: ServerContext): void {
     const body = request.body;
     const modelName = checkModelName(ctx.host, body.model);
     const model = ctx.host.require();
+    checkStreamOptions(body);
     if (body.suffix !== undefined && body.suffix !== null)
       throw new ApiError(400, 'DAWN_ERR_API_INVALID_PARAM', 'suffix is not currently supported', { param: 'suffix' });
     if (body.best_of !== undefined && body.best_of !== null && body.best_of !== (body.n ?? 1))

@@ -81,11 +81,12 @@ describe.skipIf(!gpu)('moe_block', () => {
       inPlace: boolean;
       path: 'decode' | 'prefill';
       fusedDown?: boolean;
+      decodeRouter?: 'fused' | 'matvec';
     },
   ) {
     const { H, E, topK: k } = m.host;
     const { T, maxTokens } = o;
-    const fused = o.fusedDown === false ? ' unfused' : '';
+    const fused = (o.fusedDown === false ? ' unfused' : '') + (o.decodeRouter === 'matvec' ? ' router matvec' : '');
     const name = `${m.weights.down.format} E=${E} k=${k} H=${H} I=${m.host.I} T=${T} ${o.path}${fused}${o.inPlace ? ' in place' : ''}`;
     const block = await MoeBlock.create(g, m.weights, {
       topK: k,
@@ -93,6 +94,7 @@ describe.skipIf(!gpu)('moe_block', () => {
       maxDecodeTokens: o.maxDecodeTokens,
       fusedDown: o.fusedDown,
       inPlace: o.inPlace,
+      decodeRouter: o.decodeRouter,
     });
     const scratch = block.createScratch(maxTokens);
     const x = randomArray(maxTokens * H, T * 13 + H, 1);
@@ -109,7 +111,8 @@ describe.skipIf(!gpu)('moe_block', () => {
     });
     expect(binding.pathFor(T), name).toBe(o.path);
     const d = binding.forTokens(T);
-    expect(d.count, `${name}: dispatches`).toBe(o.path === 'prefill' ? 6 : o.fusedDown === false ? 4 : 3);
+    const decodeCount = 3 + (o.fusedDown === false ? 1 : 0) + (o.decodeRouter === 'matvec' ? 1 : 0);
+    expect(d.count, `${name}: dispatches`).toBe(o.path === 'prefill' ? 7 : decodeCount);
     await runDispatches(g, [d]);
 
     const ids = await readU32(g, scratch.topkIds, T * k);
@@ -152,6 +155,8 @@ describe.skipIf(!gpu)('moe_block', () => {
     const m = makeModel(g, 'nvfp4', 13, 8, 48, 80, true);
     for (const T of [1, 3]) await check(m, { T, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode' });
     await check(m, { T: 3, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode', fusedDown: false });
+    for (const T of [1, 3])
+      await check(m, { T, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode', decodeRouter: 'matvec' });
     for (const T of [3, 40]) await check(m, { T, maxTokens: 40, maxDecodeTokens: 1, inPlace: false, path: 'prefill' });
   });
 
@@ -159,7 +164,15 @@ describe.skipIf(!gpu)('moe_block', () => {
     const m = makeModel(g, 'bf16', 8, 2, 80, 48, true);
     for (const T of [1, 3, 40])
       await check(m, { T, maxTokens: 40, maxDecodeTokens: 40, inPlace: true, path: 'decode' });
-    await check(m, { T: 3, maxTokens: 40, maxDecodeTokens: 8, inPlace: true, path: 'decode', fusedDown: false });
+    await check(m, {
+      T: 3,
+      maxTokens: 40,
+      maxDecodeTokens: 8,
+      inPlace: true,
+      path: 'decode',
+      fusedDown: false,
+      decodeRouter: 'matvec',
+    });
     await check(m, { T: 40, maxTokens: 40, maxDecodeTokens: 8, inPlace: true, path: 'prefill' });
   });
 

@@ -138,3 +138,61 @@ describe('chat completions', () => {
     expect(server.runner.sampledParams[0]!.params).toMatchObject({ temperature: 0.2, topP: 0.5, topK: 20 });
   });
 });
+
+describe('chat completions: stop tokens and held-back text', () => {
+  const base = {
+    model: MODEL_NAME,
+    messages,
+    max_tokens: 12,
+    temperature: 0,
+    ...{ ignore_eos: true, return_token_ids: true },
+  };
+  type Choice = { message: { content: string }; finish_reason: string; token_ids: number[]; stop_reason: unknown };
+
+  it('stop_token_ids end the answer with stop_reason = the id, which is left out of the text', async () => {
+    const client = server.client();
+    const free = (await client.chat.completions.create(base)).choices[0] as unknown as Choice;
+    const k = 5;
+    const stopId = free.token_ids[k];
+    const res = await client.chat.completions.create({ ...base, ...{ stop_token_ids: [stopId] } });
+    const choice = res.choices[0] as unknown as Choice;
+    const first = free.token_ids.indexOf(stopId);
+    expect(choice.finish_reason).toBe('stop');
+    expect(choice.stop_reason).toBe(stopId);
+    expect(choice.token_ids).toEqual(free.token_ids.slice(0, first + 1));
+    const tok = server.model().tokenizer;
+    expect(choice.message.content).toBe(tok.decode(free.token_ids.slice(0, first), { skipSpecialTokens: true }));
+  });
+
+  it('text held back as a possible stop-string prefix is released when the answer ends at max_tokens', async () => {
+    const client = server.client();
+    const free = ((await client.chat.completions.create(base)).choices[0] as unknown as Choice).message.content;
+    // The answer's last character starts a stop string that never completes: it is held back, then flushed.
+    const stop = `${free.slice(-1)}\u0007never`;
+    for (const stream of [false, true]) {
+      let text = '';
+      if (stream) {
+        const s = await client.chat.completions.create({ ...base, stop, stream: true });
+        for await (const chunk of s) text += chunk.choices[0]?.delta.content ?? '';
+      } else text = (await client.chat.completions.create({ ...base, stop })).choices[0].message.content!;
+      expect(text).toBe(free);
+    }
+  });
+
+  it('add_generation_prompt and chat_template_kwargs reach the template (seen through /tokenize)', async () => {
+    const tokenize = async (extra: Record<string, unknown>) => {
+      const res = await fetch(server.baseURL.replace(/\/v1$/, '/tokenize'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages, ...extra }),
+      });
+      return ((await res.json()) as { tokens: number[] }).tokens;
+    };
+    const withPrompt = await tokenize({ add_generation_prompt: true });
+    const without = await tokenize({ add_generation_prompt: false });
+    expect(withPrompt.length).toBeGreaterThan(without.length);
+    expect(withPrompt.slice(0, without.length)).toEqual(without);
+    const tok = server.model().tokenizer;
+    expect(tok.decode(withPrompt.slice(without.length))).toContain('assistant');
+  });
+});

@@ -57,6 +57,12 @@ describe('error statuses', () => {
     expect(zero.status).toBe(400);
     expect(zero.param).toBe('max_tokens');
 
+    const streamOptions = await apiError(
+      client.chat.completions.create({ model: MODEL_NAME, messages, stream_options: { include_usage: true } }),
+    );
+    expect(streamOptions.status).toBe(400);
+    expect(streamOptions.param).toBe('stream_options');
+
     // Unknown fields are ignored, as vLLM does.
     const ok = await client.chat.completions.create({
       model: MODEL_NAME,
