@@ -135,7 +135,7 @@ export async function runServe(argv: string[], deps: ServeDeps = {}): Promise<nu
     });
     const { runner } = loaded;
     print(
-      `GPU KV cache size: ${runner.numKvBlocks * runner.blockSize} tokens (${runner.numKvBlocks} blocks of ${runner.blockSize})`,
+      `GPU KV cache size: ${model.engine.kvCacheSizeTokens} tokens (${runner.numKvBlocks} blocks of ${runner.blockSize})`,
     );
     host.setReady(model);
     print(`ready: serving "${host.modelName}" on ${address}/v1 (max_model_len ${model.maxModelLen})`);

@@ -1,6 +1,6 @@
 // Runs one engine request for a route: adds it (errors such as 400, 429 and 503 are thrown here, before any
-// byte is sent), aborts it when the client goes away (its KV blocks are freed at once), appends the text the
-// output processor flushed when a sequence ended, and records the outcome for /metrics and the log line.
+// byte is sent), aborts it when the client goes away (its KV blocks are freed at once), and records the outcome
+// for /metrics and the log line.
 // A failure inside the engine (a runner step) marks the engine dead: /health turns 503.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { EngineError } from '../core/errors.js';
@@ -31,7 +31,7 @@ export function startGeneration(
   http: { request: FastifyRequest; reply: FastifyReply },
   request: EngineRequest,
 ): Generation {
-  const { engine, output } = model;
+  const { engine } = model;
   const stream = engine.addRequest(request);
   const { requestId, params } = request;
   let isDone = false;
@@ -48,11 +48,9 @@ export function startGeneration(
           yield event;
           continue;
         }
-        const tail = event.finishReason === null ? '' : output.takeTail(requestId, event.index);
-        yield tail === '' ? event : { ...event, textDelta: event.textDelta + tail };
+        yield event;
       }
     } catch (err) {
-      output.discard(requestId, params.n);
       if (err instanceof EngineError && err.code === 'DAWN_ERR_ENGINE_STEP') ctx.host.setDead(err.message);
       throw err;
     } finally {

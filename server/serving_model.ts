@@ -6,7 +6,6 @@ import type { ModelRunner } from '../engine/model_runner.js';
 import type { SamplingParamsInput } from '../engine/sampling_params.js';
 import { ChatTemplate } from '../models/common/chat_template.js';
 import { Tokenizer } from '../models/common/tokenizer.js';
-import { TextOutputProcessor } from './text_output.js';
 
 export interface ServingModelOptions {
   modelDir: string;
@@ -27,7 +26,6 @@ export class ServingModel {
   readonly generationConfig: GenerationConfig;
   readonly eosTokenIds: readonly number[];
   readonly engine: LLMEngine;
-  readonly output: TextOutputProcessor;
   /** The fallback layer between a request's fields and the built-in (OpenAI) defaults. */
   readonly samplingDefaults: SamplingParamsInput;
   /** generation_config's max_new_tokens: caps max_tokens; null when unset. */
@@ -47,7 +45,6 @@ export class ServingModel {
       repetitionPenalty: d.repetitionPenalty,
     };
     this.maxNewTokens = d.maxTokens ?? null;
-    this.output = new TextOutputProcessor(this.tokenizer, this.eosTokenIds);
     this.engine = new LLMEngine({
       runner,
       maxNumSeqs: options.maxNumSeqs,
@@ -55,7 +52,8 @@ export class ServingModel {
       maxWaiting: options.maxWaitingRequests,
       eosTokenIds: this.eosTokenIds,
       enablePrefixCaching: options.enablePrefixCaching,
-      outputProcessor: this.output,
+      // Text deltas and stop strings through the engine's TextOutputProcessor.
+      tokenizer: this.tokenizer,
     });
   }
 
