@@ -63,6 +63,20 @@ describe('error statuses', () => {
     expect(streamOptions.status).toBe(400);
     expect(streamOptions.param).toBe('stream_options');
 
+    const role = await apiError(
+      client.chat.completions.create({ model: MODEL_NAME, messages: [{ role: 'robot', content: 'x' }] } as never),
+    );
+    expectOpenAiShape(role, 400);
+    expect(role.message).toContain('unknown role "robot"');
+
+    const badJson = await fetch(`${server.baseURL}/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"prompt": ',
+    });
+    expect(badJson.status).toBe(400);
+    expect(((await badJson.json()) as { error: { message: string } }).error.message).toMatch(/JSON/i);
+
     // Unknown fields are ignored, as vLLM does.
     const ok = await client.chat.completions.create({
       model: MODEL_NAME,

@@ -36,6 +36,24 @@ describe('lifecycle', () => {
     expect(generated).toBeLessThan(100); // stopped long before max_tokens
   });
 
+  it('a non-streaming request whose client gives up is aborted too', async () => {
+    server = await startTestServer({ runner: { stepDelayMs: 10 } });
+    const engine = server.model().engine;
+    const controller = new AbortController();
+    const request = server
+      .client()
+      .chat.completions.create(
+        { model: MODEL_NAME, messages, max_tokens: 400, ...{ ignore_eos: true } },
+        { signal: controller.signal },
+      );
+    await waitFor(() => engine.metricsSnapshot().generationTokens >= 3, 5000, 'generation to start');
+    controller.abort();
+    await expect(request).rejects.toBeInstanceOf(OpenAI.APIUserAbortError);
+    await waitFor(() => engine.numUnfinishedRequests === 0, 5000, 'the request to be aborted');
+    expect(engine.numFreeKvBlocks).toBe(server.runner.numKvBlocks);
+    expect(engine.metricsSnapshot().generationTokens).toBeLessThan(100);
+  });
+
   it('drain: in-flight requests finish within the grace period; new ones are refused', async () => {
     server = await startTestServer({ runner: { stepDelayMs: 10 } });
     const client = server.client();
