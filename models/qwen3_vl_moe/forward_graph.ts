@@ -179,17 +179,20 @@ export async function buildStepGraph(g: GraphInputs, T: number, R: number, mode:
       moeStage(k.moe[l], T),
     ]);
   }
-  const lmHead = await Matvec.create(
-    g.gpu,
-    matvecVariantFor(g.gpu, w.lmHead, { act: 'f32', out: 'f32', grouped: true, mTile: mTileFor(R) }),
-  );
-  const head = [
-    k.rmsNorm.bind({ x: b.hidden, w: w.norm, out: b.normed }, { rows: T, cols: H, eps }, 'final_norm'),
-    lmHead.bind(
-      { x: b.normed, weight: w.lmHead, out: b.logits, tileExperts: b.logitTiles, entryRows: b.logitRows },
-      { M: R, numXRows: T },
-      'lm_head',
-    ),
-  ];
+  const head = [k.rmsNorm.bind({ x: b.hidden, w: w.norm, out: b.normed }, { rows: T, cols: H, eps }, 'final_norm')];
+  if (R > 0) {
+    // lm_head as a one-expert grouped matvec: entry p reads token row logitRows[p], so only R rows are computed.
+    const lmHead = await Matvec.create(
+      g.gpu,
+      matvecVariantFor(g.gpu, w.lmHead, { act: 'f32', out: 'f32', grouped: true, mTile: mTileFor(R) }),
+    );
+    head.push(
+      lmHead.bind(
+        { x: b.normed, weight: w.lmHead, out: b.logits, tileExperts: b.logitTiles, entryRows: b.logitRows },
+        { M: R, numXRows: T },
+        'lm_head',
+      ),
+    );
+  }
   return { mode, tokens: T, logitRows: R, embed, layers, head };
 }

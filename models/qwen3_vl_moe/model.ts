@@ -47,18 +47,23 @@ export interface SeqStep {
   blockTable: readonly number[];
   /** Tokens in the cache after this step (attention length). */
   contextLen: number;
+  /** Which of its new tokens get logits; default: the request's `logits`. */
+  logits?: LogitRows;
 }
+
+/** 'last': the last new token (the next-token distribution); 'all': every new token; 'none': no logits. */
+export type LogitRows = 'last' | 'all' | 'none';
 
 export interface ForwardRequest {
   seqs: readonly SeqStep[];
-  /** Which rows get logits: each sequence's last new token (default), or every new token. */
-  logits?: 'last' | 'all';
+  /** Which rows get logits for sequences that do not say (default 'last'). */
+  logits?: LogitRows;
   /** Also read back the residual stream after the embedding and after each layer, and the final normed rows. */
   captureHidden?: boolean;
 }
 
 export interface ForwardResult {
-  /** [rows, V] f32, rows in sequence order. */
+  /** [rows, V] f32, rows in token order (sequence by sequence). */
   logits: Float32Array;
   rows: number;
   /** With captureHidden: [embeddings, layer 0 … layer L−1 outputs, final normed], each [T, H]. */
@@ -173,8 +178,9 @@ export class Qwen3VlMoeModel {
           this.fail(`sequence ${i}: slot ${slot} is outside the cache`);
         slots[t0 + j] = slot;
       }
-      if (req.logits === 'all') for (let j = 0; j < n; j++) rows.push(t0 + j);
-      else rows.push(t0 + n - 1);
+      const which = s.logits ?? req.logits ?? 'last';
+      if (which === 'all') for (let j = 0; j < n; j++) rows.push(t0 + j);
+      else if (which === 'last') rows.push(t0 + n - 1);
       t0 += n;
     });
     if (rows.length > lim.maxLogitRows)
@@ -184,7 +190,7 @@ export class Qwen3VlMoeModel {
     writeBuffer(gpu, b.ids, 0, ids);
     writeBuffer(gpu, b.positions, 0, pos);
     writeBuffer(gpu, b.slotMapping, 0, slots);
-    writeBuffer(gpu, b.logitRows, 0, Uint32Array.from(rows));
+    if (rows.length) writeBuffer(gpu, b.logitRows, 0, Uint32Array.from(rows));
     const shapes = seqs.map((s) => ({
       queryLen: s.tokenIds.length,
       contextLen: s.contextLen,
@@ -239,7 +245,8 @@ export class Qwen3VlMoeModel {
       }
     }
     gpu.queue.submit([encoder.finish()]);
-    const logits = await readF32(gpu, b.logits, rows.length * this.vocabSize);
+    const logits = rows.length ? await readF32(gpu, b.logits, rows.length * this.vocabSize) : new Float32Array(0);
+    if (!rows.length) await gpu.sync('qwen3_vl_moe/step');
     const out: ForwardResult = { logits, rows: rows.length };
     if (hidden) {
       out.hidden = [];
