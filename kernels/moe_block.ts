@@ -2,11 +2,11 @@
 // fixed list of dispatches, composed from the router, the grouped matvec / GEMM, MoeAlign and the MoE combine:
 //   out[t] = residual[t] + Σ_j w[t, j] · down_e(silu(gate_e(x[t])) · up_e(x[t])),  e = ids[t, j]
 // where (ids, w) = top-k of softmax(x · Wgᵀ) in f32, renormalized when norm_topk_prob (kernels/moe_router.wgsl).
-//   decode  (T ≤ maxDecodeTokens): router (logits inside it, or a dense matvec first: decodeRouter) → grouped
-//           matvec gate_up with the silu·up epilogue (one entry per pair, tile expert = the router's id, so nothing
-//           is grouped or read back) → down projection + routing weights + sum over k + residual in one dispatch
-//           (moe_block_down.wgsl): 3 dispatches. Where that kernel cannot take the down weight (preScale, larger
-//           than one binding): grouped matvec down → combine, one more.
+//   decode  (T ≤ maxDecodeTokens): router logits (dense matvec) → router → grouped matvec gate_up with the silu·up
+//           epilogue (one entry per pair, tile expert = the router's id, so nothing is grouped or read back) → down
+//           projection + routing weights + sum over k + residual in one dispatch (moe_block_down.wgsl): 4
+//           dispatches; 3 with decodeRouter 'fused' (logits inside the router kernel). Where the fused down kernel
+//           cannot take the down weight (preScale, larger than one binding): grouped matvec down → combine, one more.
 //   prefill (larger T): router logits (dense f32 GEMM) → router → MoeAlign (pairs grouped by expert on the GPU,
 //           indirect dispatch arguments) → grouped GEMM gate_up → silu·mul → grouped GEMM down → combine: 7.
 // Buffers: x (T, H) f32, the normed input · out (T, H) f32 · residual (T, H) f32 (option inPlace false), or none
@@ -45,10 +45,10 @@ export interface MoeBlockOptions {
    */
   fusedDown?: boolean;
   /**
-   * Decode router logits: 'fused' computes x · Wgᵀ inside the router kernel (one workgroup per token: fewest
-   * dispatches); 'matvec' runs them as a dense matvec over many workgroups first (more memory parallelism, one
-   * more dispatch). Which is faster at T = 1 is for the device to say; default 'fused'. Prefill always uses a
-   * dense f32 GEMM for the logits (T workgroups re-reading the router weight would not scale with T).
+   * Decode router logits: 'matvec' (default) runs x · Wgᵀ as a dense matvec over many workgroups, then the router
+   * kernel reads the logits; 'fused' computes them inside the router kernel, one workgroup per token: one dispatch
+   * fewer, but the whole router weight (512 KB for 128 × 2048 bf16) streams through a single SM, which the device
+   * must show to be faster before it becomes the default. Prefill always uses a dense f32 GEMM for the logits.
    */
   decodeRouter?: 'fused' | 'matvec';
   /** Add the MoE output into `out` in place (the residual stream; default), or write residual + MoE to out. */
@@ -192,7 +192,7 @@ export class MoeBlock {
             ),
           };
     const routerFormat = w.router.format as 'bf16' | 'f32';
-    const fusedRouter = (o.decodeRouter ?? 'fused') === 'fused';
+    const fusedRouter = o.decodeRouter === 'fused';
     const [
       router,
       routerFused,

@@ -21,7 +21,7 @@ export interface MoeRouterVariant {
   act?: FloatType;
   /** norm_topk_prob: divide the k selected probabilities by their sum. */
   normTopk: boolean;
-  /** Invocations per workgroup (power of two ≥ 32), default 128. */
+  /** Invocations per workgroup (power of two ≥ 32); default 256 from x (more loads in flight), 128 from logits. */
   wgSize?: number;
   /** Threads per router-weight row (FROM_X; power of two ≤ wgSize), default 32. */
   rowThreads?: number;
@@ -76,7 +76,8 @@ export class MoeRouter {
   static async create(gpu: Gpu, variant: MoeRouterVariant): Promise<MoeRouter> {
     const name = moeRouterName(variant);
     const caps = gpu.caps;
-    const wgSize = variant.wgSize ?? Math.min(128, caps.maxComputeInvocationsPerWorkgroup);
+    const wgSize =
+      variant.wgSize ?? Math.min(variant.input === 'x' ? 256 : 128, caps.maxComputeInvocationsPerWorkgroup);
     const rowThreads = variant.rowThreads ?? Math.min(32, wgSize);
     const pow2 = (n: number) => Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
     if (!(pow2(wgSize) && wgSize >= ROUTER_MAX_TOPK && wgSize <= caps.maxComputeInvocationsPerWorkgroup))

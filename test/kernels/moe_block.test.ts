@@ -86,7 +86,7 @@ describe.skipIf(!gpu)('moe_block', () => {
   ) {
     const { H, E, topK: k } = m.host;
     const { T, maxTokens } = o;
-    const fused = (o.fusedDown === false ? ' unfused' : '') + (o.decodeRouter === 'matvec' ? ' router matvec' : '');
+    const fused = (o.fusedDown === false ? ' unfused' : '') + (o.decodeRouter === 'fused' ? ' fused router' : '');
     const name = `${m.weights.down.format} E=${E} k=${k} H=${H} I=${m.host.I} T=${T} ${o.path}${fused}${o.inPlace ? ' in place' : ''}`;
     const block = await MoeBlock.create(g, m.weights, {
       topK: k,
@@ -111,7 +111,7 @@ describe.skipIf(!gpu)('moe_block', () => {
     });
     expect(binding.pathFor(T), name).toBe(o.path);
     const d = binding.forTokens(T);
-    const decodeCount = 3 + (o.fusedDown === false ? 1 : 0) + (o.decodeRouter === 'matvec' ? 1 : 0);
+    const decodeCount = 3 + (o.fusedDown === false ? 1 : 0) + (o.decodeRouter === 'fused' ? 0 : 1);
     expect(d.count, `${name}: dispatches`).toBe(o.path === 'prefill' ? 7 : decodeCount);
     await runDispatches(g, [d]);
 
@@ -156,7 +156,7 @@ describe.skipIf(!gpu)('moe_block', () => {
     for (const T of [1, 3]) await check(m, { T, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode' });
     await check(m, { T: 3, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode', fusedDown: false });
     for (const T of [1, 3])
-      await check(m, { T, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode', decodeRouter: 'matvec' });
+      await check(m, { T, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode', decodeRouter: 'fused' });
     for (const T of [3, 40]) await check(m, { T, maxTokens: 40, maxDecodeTokens: 1, inPlace: false, path: 'prefill' });
   });
 
@@ -171,7 +171,7 @@ describe.skipIf(!gpu)('moe_block', () => {
       inPlace: true,
       path: 'decode',
       fusedDown: false,
-      decodeRouter: 'matvec',
+      decodeRouter: 'fused',
     });
     await check(m, { T: 40, maxTokens: 40, maxDecodeTokens: 8, inPlace: true, path: 'prefill' });
   });
