@@ -62,7 +62,20 @@ export class FakeModelRunner implements ModelRunner {
     else await Promise.resolve();
     if (batch.stepId === this.failAtStepId)
       throw new EngineError('DAWN_ERR_ENGINE_RUNNER', `fake runner: step ${batch.stepId} fails on purpose`);
-    // As in a real forward pass, every new token's KV is written before any attention reads.
+    // As in a real forward pass, every new token's KV is written before any attention reads. Two writes to one
+    // slot in a step would race on a GPU: a block handed to two sequences at once.
+    const written = new Map<number, number>();
+    for (const entry of batch.entries) {
+      for (const slot of entry.slotMapping) {
+        const other = written.get(slot);
+        if (other !== undefined)
+          throw new EngineError(
+            'DAWN_ERR_ENGINE_BATCH',
+            `fake runner: step ${batch.stepId}: seqs ${other} and ${entry.seqId} both write KV slot ${slot}`,
+          );
+        written.set(slot, entry.seqId);
+      }
+    }
     for (const entry of batch.entries) this.writeKv(entry);
     const sampled: SampledToken[] = [];
     const promptLogprobs: PromptLogprobsOutput[] = [];

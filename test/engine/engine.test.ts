@@ -239,3 +239,47 @@ describe('LLMEngine on the fake runner', () => {
 function greedy(maxTokens: number) {
   return createSamplingParams({ temperature: 0, ignoreEos: true, maxTokens });
 }
+
+describe('FakeModelRunner as a checker', () => {
+  it('refuses a batch whose sequences write one KV slot, or read a slot never written', async () => {
+    const { runner } = makeEngine({ numKvBlocks: 4, blockSize: 4 });
+    const params = createSamplingParams({ temperature: 0 });
+    const entry = (seqId: number, slot: number) => ({
+      seqId,
+      phase: 'prefill' as const,
+      tokenIds: [1],
+      positions: [0],
+      slotMapping: [slot],
+      blockTable: [Math.floor(slot / 4)],
+      contextLen: 1,
+      numCachedTokens: 0,
+      promptLogprobs: null,
+      sample: {
+        params,
+        seed: 0,
+        outputIndex: 0,
+        numLogprobs: null,
+        suppressTokenIds: [],
+        tokenIds: [1],
+        numPromptTokens: 1,
+      },
+    });
+    const batch = (entries: ReturnType<typeof entry>[]) => ({
+      stepId: 0,
+      entries,
+      numTokens: entries.length,
+      numPrefillTokens: entries.length,
+      numDecodeTokens: 0,
+    });
+    await expect(runner.execute(batch([entry(0, 0), entry(1, 0)]))).rejects.toThrow(
+      /seqs 0 and 1 both write KV slot 0/,
+    );
+    await expect(runner.execute(batch([{ ...entry(2, 4), slotMapping: [5] }]))).rejects.toThrow(
+      /position 0 maps to slot 5, expected 4/,
+    );
+    const decode = { ...entry(3, 9), positions: [1], contextLen: 2 };
+    await expect(runner.execute(batch([decode]))).rejects.toThrow(
+      /position 1 maps to slot 9, expected 9|never written/,
+    );
+  });
+});
