@@ -30,6 +30,8 @@ export function startGeneration(
   model: ServingModel,
   http: { request: FastifyRequest; reply: FastifyReply },
   request: EngineRequest,
+  /** Scoring only (echo with max_tokens 0): the one token computed internally is not counted as output. */
+  options: { isScoringOnly?: boolean } = {},
 ): Generation {
   const { engine } = model;
   const stream = engine.addRequest(request);
@@ -43,10 +45,9 @@ export function startGeneration(
       for await (const event of stream) {
         if (event.type === 'done') {
           isDone = true;
-          noteGeneration(http.request, requestId, event);
-          ctx.metrics.observeRequest(event, { n: params.n, maxTokens: params.maxTokens });
-          yield event;
-          continue;
+          const done = options.isScoringOnly ? { ...event, usage: { ...event.usage, completionTokens: 0 } } : event;
+          noteGeneration(http.request, requestId, done);
+          ctx.metrics.observeRequest(done, { n: params.n, maxTokens: params.maxTokens });
         }
         yield event;
       }

@@ -66,6 +66,7 @@ export function registerCompletions(app: App, ctx: ServerContext): void {
               params,
               arrivalMs,
             },
+            { isScoringOnly: echoOnly },
           ),
         );
     } catch (err) {

@@ -84,6 +84,12 @@ describe('endpoints', () => {
     expect(value('vllm:e2e_request_latency_seconds_count')).toBeGreaterThanOrEqual(2);
     expect(value('vllm:time_to_first_token_seconds_count')).toBeGreaterThanOrEqual(2);
     expect(value('vllm:request_generation_tokens_sum')).toBeGreaterThanOrEqual(8);
+    // Scoring a prompt (echo, max_tokens 0) adds no generation tokens to the per-request histogram.
+    const before = value('vllm:request_generation_tokens_sum');
+    await client.completions.create({ model: MODEL_NAME, prompt: 'score me', echo: true, logprobs: 1, max_tokens: 0 });
+    const after = await (await fetch(root + '/metrics')).text();
+    const sum = after.split('\n').find((l) => l.startsWith('vllm:request_generation_tokens_sum{'))!;
+    expect(Number(sum.slice(sum.lastIndexOf(' ') + 1))).toBe(before);
     expect(text).toMatch(/vllm:request_success_total\{model_name="tiny-qwen3-vl-moe",finished_reason="length"\} [1-9]/);
     expect(text).toContain('# TYPE vllm:inter_token_latency_seconds histogram');
     expect(text).toContain('vllm:prefix_cache_queries_total');
