@@ -1,7 +1,7 @@
 // attention_decode wrapper: paged decode attention (one query token per sequence), split-K over partitions of the
 // context plus a reduce dispatch when a step has more than one partition (see attention_decode*.wgsl).
 import { KernelError } from '../core/errors.js';
-import type { AttentionStep } from './attention_step.js';
+import { type AttentionStep, MAX_PARTITION_SIZE } from './attention_step.js';
 import { createBuffer, createUniform } from './gpu/buffers.js';
 import type { Gpu } from './gpu/device.js';
 import { type BufferSlice, type Dispatch, makeBindGroup, sliceBytes } from './gpu/dispatch.js';
@@ -27,8 +27,7 @@ export interface AttentionVariant {
 }
 
 export interface AttentionDecodeVariant extends AttentionVariant {
-  /** Must equal the AttentionStep's partitionSize (default 256). */
-  partitionSize?: number;
+  /** Threads per workgroup: a power of two in [D/8, 256] (default 64). */
   wgSize?: number;
 }
 
@@ -143,19 +142,14 @@ export class AttentionDecode {
     const name = attentionDecodeName(variant);
     checkAttentionVariant(name, variant);
     const D = variant.headDim;
-    const partitionSize = variant.partitionSize ?? 256;
     const wgSize = variant.wgSize ?? 64;
-    if (!(partitionSize % 16 === 0 && partitionSize >= 16 && partitionSize <= 4096))
-      throw new KernelError(
-        'DAWN_ERR_KERNEL_VARIANT',
-        `${name}: partitionSize ${partitionSize}: a multiple of 16 ≤ 4096`,
-      );
     if (!((wgSize & (wgSize - 1)) === 0 && wgSize >= D / 8 && wgSize <= 256))
       throw new KernelError('DAWN_ERR_KERNEL_VARIANT', `${name}: wgSize ${wgSize}: a power of two in [D/8, 256]`);
-    const consts = [`const HEAD_DIM: u32 = ${D}u;`, `const PART: u32 = ${partitionSize}u;`];
+    const headDim = `const HEAD_DIM: u32 = ${D}u;`;
     const code = [
       kvDeclarations(variant.dtype, D),
-      ...consts,
+      headDim,
+      `const MAX_PART: u32 = ${MAX_PARTITION_SIZE}u;`,
       `const WG_SIZE: u32 = ${wgSize}u;`,
       composeKvKernel(
         loadWgsl(new URL('./attention_decode.wgsl', import.meta.url)),
@@ -164,12 +158,12 @@ export class AttentionDecode {
         'attention_decode',
       ),
     ].join('\n');
-    const reduceCode = [...consts, loadWgsl(new URL('./attention_decode_reduce.wgsl', import.meta.url))].join('\n');
+    const reduceCode = [headDim, loadWgsl(new URL('./attention_decode_reduce.wgsl', import.meta.url))].join('\n');
     const [pipeline, reducePipeline] = await Promise.all([
       gpu.pipelines.get({ label: name, code }),
       gpu.pipelines.get({ label: `attention_decode_reduce_f32`, code: reduceCode }),
     ]);
-    return new AttentionDecode(gpu, pipeline, reducePipeline, { ...variant, partitionSize, wgSize });
+    return new AttentionDecode(gpu, pipeline, reducePipeline, { ...variant, wgSize });
   }
 
   private scratchFor(step: AttentionStep): Scratch {
@@ -193,11 +187,6 @@ export class AttentionDecode {
   bind(bufs: AttentionDecodeBuffers, step: AttentionStep, layout: AttentionLayout = {}, label = this.name): Dispatch {
     const v = this.variant;
     const { numQHeads: hq, numKvHeads: hkv, headDim: D } = v;
-    if (step.partitionSize !== v.partitionSize)
-      throw new KernelError(
-        'DAWN_ERR_KERNEL_SHAPE',
-        `${label}: step partitions are ${step.partitionSize} tokens, this kernel was built for ${v.partitionSize}`,
-      );
     const S = step.maxSeqs;
     const { stride, offset, maxBlocks, scales } = resolveAttentionLayout(
       label,
@@ -214,7 +203,16 @@ export class AttentionDecode {
     const scratch = this.scratchFor(step);
 
     const params = new ArrayBuffer(48);
-    new Uint32Array(params, 0, 8).set([hq, hkv, hq / hkv, stride / 4, offset / 4, maxBlocks, step.maxPartitions, 0]);
+    new Uint32Array(params, 0, 8).set([
+      hq,
+      hkv,
+      hq / hkv,
+      stride / 4,
+      offset / 4,
+      maxBlocks,
+      step.maxPartitions,
+      D / 8,
+    ]);
     new Float32Array(params, 32, 2).set([scales.kScale / Math.sqrt(D), scales.vScale]);
     const bindGroup = makeBindGroup(this.gpu, label, this.pipeline, [
       createUniform(this.gpu, `${label}/params`, new Uint8Array(params)),
@@ -233,6 +231,7 @@ export class AttentionDecode {
     new Float32Array(reduceParams, 8, 1)[0] = scales.vScale;
     const reduceGroup = makeBindGroup(this.gpu, `${label}/reduce`, this.reducePipeline, [
       createUniform(this.gpu, `${label}/reduce_params`, new Uint8Array(reduceParams)),
+      step.uniform,
       bufs.contextLens,
       scratch.acc,
       scratch.ml,

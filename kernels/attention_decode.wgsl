@@ -3,11 +3,11 @@
 // block_tables: u32 [maxSeqs, max_blocks], context_lens: u32 [maxSeqs] (0 = padding slot: output 0)
 // out:          f32 [numSeqs, Hq, D]
 // Grid: (Hq, numSeqs, numPartitions). Workgroup (head, seq, part) covers context tokens
-// [part·PART, min((part+1)·PART, ctx)): scores for the partition go to workgroup memory, softmax in f32, then the
+// [part·P, min((part+1)·P, ctx)) (P = the step's partition size): scores for the partition go to workgroup memory, softmax in f32, then the
 // weighted V sum. With one partition it writes the normalized output; otherwise it writes the unnormalized sum
 // and (max, sum of exp) per partition for attention_decode_reduce. Query head h reads kv head h / GROUP (GQA).
 // Scales: q is multiplied by k_scale/sqrt(D) on load, the output by v_scale (FP8 caches; 1 otherwise).
-// Header from the wrapper: kv_word_t, UNITS_PER_ROW, HEAD_DIM, PART, WG_SIZE (a power of two ≥ UNITS_PER_ROW).
+// Header from the wrapper: kv_word_t, UNITS_PER_ROW, HEAD_DIM, MAX_PART, WG_SIZE (a power of two ≥ UNITS_PER_ROW).
 
 struct Params {
   num_q_heads: u32,
@@ -17,7 +17,7 @@ struct Params {
   q_offset4: u32,
   max_blocks: u32,
   max_partitions: u32,
-  _pad: u32,
+  units_per_row: u32, // = UNITS_PER_ROW, as a loop bound that is not unrolled
   q_scale: f32,
   v_scale: f32,
 }
@@ -26,6 +26,7 @@ struct Step {
   num_seqs: u32,
   num_tokens: u32,
   num_partitions: u32,
+  partition_size: u32, // ≤ MAX_PART
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -47,7 +48,7 @@ const D4: u32 = HEAD_DIM / 4u;
 const TOKEN_GROUPS: u32 = WG_SIZE / UNITS_PER_ROW;
 
 var<workgroup> q_sh: array<vec4<f32>, D4>;
-var<workgroup> scores: array<f32, PART>;
+var<workgroup> scores: array<f32, MAX_PART>;
 var<workgroup> red: array<f32, WG_SIZE>;
 var<workgroup> acc_sh: array<vec4<f32>, 2 * WG_SIZE>;
 
@@ -85,7 +86,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let seq = wid.y;
   let part = wid.z;
   let ctx = context_lens[seq];
-  let start = part * PART;
+  let part_size = step.partition_size;
+  let start = part * part_size;
   let single = step.num_partitions == 1u;
   let out_base = (seq * params.num_q_heads + head) * D4;
   if (ctx == 0u) {
@@ -96,9 +98,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     return;
   }
   if (start >= ctx) {
-    return; // beyond this sequence; the reduce pass only reads partitions < ceil(ctx / PART)
+    return; // beyond this sequence; the reduce pass only reads partitions < ceil(ctx / P)
   }
-  let n = min(ctx - start, PART);
+  let n = min(ctx - start, part_size);
   let kvh = head / params.group;
   let hkv = params.num_kv_heads;
   let table = seq * params.max_blocks;
@@ -115,7 +117,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let tok = start + t;
     let block = block_tables[table + tok / 16u];
     var s = 0.0;
-    for (var u = 0u; u < UNITS_PER_ROW; u++) {
+    // The bound comes from the uniform: a constant one gets unrolled, which costs lavapipe ~5x the compile time.
+    for (var u = 0u; u < params.units_per_row; u++) {
       let k = load_k_unit(k_unit_index(block, kvh, hkv, tok % 16u, u));
       s += dot(k.lo, q_sh[2u * u]) + dot(k.hi, q_sh[2u * u + 1u]);
     }

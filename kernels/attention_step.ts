@@ -40,6 +40,9 @@ export class TokenStep {
   }
 }
 
+/** Largest decode partition: attention_decode keeps a partition's scores in workgroup memory (4 KiB). */
+export const MAX_PARTITION_SIZE = 1024;
+
 export interface AttentionStepLimits {
   /** Sequences per step (decode batch / prefill sequences). */
   maxSeqs: number;
@@ -47,7 +50,7 @@ export interface AttentionStepLimits {
   maxTokens: number;
   /** Longest context (cached + new tokens) any sequence may reach: sizes the decode partition scratch. */
   maxContextLen: number;
-  /** Tokens per decode split-K partition: a multiple of 16 (default 256). */
+  /** Tokens per decode split-K partition: a multiple of 16 up to MAX_PARTITION_SIZE (default 256). */
   partitionSize?: number;
 }
 
@@ -81,8 +84,13 @@ export class AttentionStep {
       throw bad('maxSeqs', maxSeqs, `[1, ${maxDim}]`);
     if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw bad('maxTokens', maxTokens, '[1, ∞)');
     if (!(Number.isInteger(maxContextLen) && maxContextLen >= 1)) throw bad('maxContextLen', maxContextLen, '[1, ∞)');
-    if (!(Number.isInteger(partitionSize) && partitionSize >= 16 && partitionSize % 16 === 0 && partitionSize <= 4096))
-      throw bad('partitionSize', partitionSize, '[16, 4096], a multiple of 16');
+    if (!(
+      Number.isInteger(partitionSize) &&
+      partitionSize >= 16 &&
+      partitionSize % 16 === 0 &&
+      partitionSize <= MAX_PARTITION_SIZE
+    ))
+      throw bad('partitionSize', partitionSize, `[16, ${MAX_PARTITION_SIZE}], a multiple of 16`);
     this.maxSeqs = maxSeqs;
     this.maxTokens = maxTokens;
     this.maxContextLen = maxContextLen;
@@ -117,6 +125,10 @@ export class AttentionStep {
     this.seqs = numSeqs;
     this.tokens = numTokens;
     this.partitions = Math.max(1, Math.ceil(maxContextLen / this.partitionSize));
-    this.gpu.queue.writeBuffer(this.uniform, 0, new Uint32Array([numSeqs, numTokens, this.partitions, 0]));
+    this.gpu.queue.writeBuffer(
+      this.uniform,
+      0,
+      new Uint32Array([numSeqs, numTokens, this.partitions, this.partitionSize]),
+    );
   }
 }

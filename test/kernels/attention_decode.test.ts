@@ -2,8 +2,8 @@
 // Tolerance: |gpu − ref| ≤ 5e-6 + 5e-5·|ref|: the reference sees exactly the cache's values, so what remains is f32
 // accumulation over ≤ 300 tokens, f32 exp and the q·scale rounding (lavapipe: max ≈ 2e-7 at |out| ≲ 1; the
 // margin is for GPUs whose exp is a few ulp off).
-// Covered: D 32/64/128, GQA 4/2 and 8/1, contexts 0 (padding slot), 1, 17, 300, shuffled blocks, 1 / 2 / 5
-// partitions (the single-partition path writes directly, the others go through the reduce), q read from a fused
+// Covered: D 32/64/128, GQA 4/2 and 8/1, contexts 0 (padding slot), 1, 17, 300, shuffled blocks, 1 / 2 / 5 / 7
+// partitions of 48..1024 tokens (the single-partition path writes directly, the others go through the reduce), q read from a fused
 // qkv row, rows past the step's sequences and a guard after out untouched.
 import { describe, expect, it } from 'vitest';
 import { AttentionDecode } from '../../kernels/attention_decode.js';
@@ -35,8 +35,8 @@ const cases: Case[] = [
   { dtype: 'bf16', hq: 4, hkv: 2, D: 32, contexts: [17, 1, 300, 0], fused: true },
   { dtype: 'bf16', hq: 8, hkv: 1, D: 128, contexts: [1, 17, 200] },
   { dtype: 'fp8e4m3', hq: 8, hkv: 1, D: 128, contexts: [300, 1, 17], partitionSize: 64 },
-  { dtype: 'fp8e4m3', hq: 4, hkv: 2, D: 64, contexts: [17, 5] },
-  { dtype: 'f32', hq: 4, hkv: 2, D: 64, contexts: [300, 33], partitionSize: 64, fused: true },
+  { dtype: 'fp8e4m3', hq: 8, hkv: 1, D: 128, contexts: [17, 5, 0], partitionSize: 1024 },
+  { dtype: 'f32', hq: 4, hkv: 2, D: 64, contexts: [300, 33], partitionSize: 48, fused: true },
 ];
 
 describe.skipIf(!gpu)('attention_decode', () => {
@@ -51,13 +51,7 @@ describe.skipIf(!gpu)('attention_decode', () => {
       const setup = buildPagedCache(g, c.dtype, hkv, D, [...c.contexts, 0, 0], D + S * 7, undefined);
       const stride = c.fused ? (hq + 2 * hkv) * D : hq * D;
       const q = randomArray(maxSeqs * stride, 3 * D + S, 3);
-      const kernel = await AttentionDecode.create(g, {
-        numQHeads: hq,
-        numKvHeads: hkv,
-        headDim: D,
-        dtype: c.dtype,
-        partitionSize: c.partitionSize,
-      });
+      const kernel = await AttentionDecode.create(g, { numQHeads: hq, numKvHeads: hkv, headDim: D, dtype: c.dtype });
       const step = new AttentionStep(g, {
         maxSeqs,
         maxTokens: maxSeqs,
@@ -103,15 +97,14 @@ describe.skipIf(!gpu)('attention_decode', () => {
     });
   }
 
-  it('rejects a step built for another partition size and a short block table, naming the layer', async () => {
+  it('rejects a partition larger than workgroup memory holds and a short block table, naming the layer', async () => {
+    expect(() => new AttentionStep(g, { maxSeqs: 2, maxTokens: 2, maxContextLen: 64, partitionSize: 2048 })).toThrow(
+      /attention_step: partitionSize 2048 must be an integer in \[16, 1024\], a multiple of 16/,
+    );
     const kernel = await AttentionDecode.create(g, { numQHeads: 4, numKvHeads: 2, headDim: 32, dtype: 'bf16' });
     const setup = buildPagedCache(g, 'bf16', 2, 32, [20], 1);
     const buf = createBuffer(g, 'x', 4096);
     const bufs = { q: buf, blockTables: buf, contextLens: buf, cache: setup.cache, out: buf };
-    const other = new AttentionStep(g, { maxSeqs: 2, maxTokens: 2, maxContextLen: 64, partitionSize: 64 });
-    expect(() => kernel.bind(bufs, other, {}, 'layers.1.attn')).toThrow(
-      /layers\.1\.attn: step partitions are 64 tokens, this kernel was built for 256/,
-    );
     const step = new AttentionStep(g, { maxSeqs: 2, maxTokens: 2, maxContextLen: 64 });
     const small = createBuffer(g, 'tables', 16);
     expect(() => kernel.bind({ ...bufs, blockTables: small }, step, {}, 'layers.1.attn')).toThrow(
