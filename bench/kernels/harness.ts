@@ -6,7 +6,8 @@
 //   3. bandwidth is reported against the streaming-read peak (kernels/stream_read.wgsl) measured in the same run.
 // Line format: `matvec_nvfp4_f32_f32 M=1 N=4096 K=2048 | 0.021 ms | 812 GB/s | 28% of stream peak | 0.8 TFLOP/s`
 // Flags every bench accepts: --quick (fewer reps, smaller peak buffer) --skip-large --json PATH --filter REGEX
-//   --reps N (fixed repetitions instead of the time target)
+//   --reps N (fixed repetitions instead of the time target) --sweep (benches with tuning knobs also time a grid of
+//   work splits, for tuning on the GPU)
 import { writeFileSync } from 'node:fs';
 import { createBuffer, createBufferFrom, readU32 } from '../../kernels/gpu/buffers.js';
 import { describeCapabilities } from '../../kernels/gpu/capabilities.js';
@@ -21,10 +22,11 @@ export interface BenchArgs {
   json: string | null;
   filter: RegExp | null;
   reps: number | null;
+  sweep: boolean;
 }
 
 export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchArgs {
-  const args: BenchArgs = { quick: false, skipLarge: false, json: null, filter: null, reps: null };
+  const args: BenchArgs = { quick: false, skipLarge: false, json: null, filter: null, reps: null, sweep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -37,7 +39,11 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2)): BenchArg
     else if (a === '--json') args.json = value();
     else if (a === '--filter') args.filter = new RegExp(value());
     else if (a === '--reps') args.reps = Number.parseInt(value(), 10);
-    else throw new Error(`bench: unknown argument ${a} (known: --quick --skip-large --json PATH --filter RE --reps N)`);
+    else if (a === '--sweep') args.sweep = true;
+    else
+      throw new Error(
+        `bench: unknown argument ${a} (known: --quick --skip-large --json PATH --filter RE --reps N --sweep)`,
+      );
   }
   return args;
 }

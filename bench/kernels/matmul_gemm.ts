@@ -8,12 +8,15 @@
 // fraction of the stream-read peak of this run, TFLOP/s (2·rows·N·K). H100 target (docs/KERNELS.md): NVFP4 GEMM at
 // M = 512 ≥ 100 TFLOP/s with subgroup matrices.
 //   npx tsx bench/kernels/matmul_gemm.ts [--quick] [--filter RE] [--json PATH] [--reps N]
+// --sweep: also times NVFP4 q_proj and the experts' gate_up over a grid of tiles (subgroupTile sgRows × sgCols × k
+// on tensor cores, tile m × n × k on the tiled path); every line prints its tile as tile=<M>x<N>k<K>.
 // --quick: M = 32 tokens and the smaller stand-in shapes (hidden 512, 16 experts) that run on lavapipe in well
 // under a minute.
 import { createBuffer, createBufferFrom, readBuffer } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import { type Dispatch, runDispatches } from '../../kernels/gpu/dispatch.js';
-import { MatmulGemm } from '../../kernels/matmul_gemm.js';
+import { KernelError } from '../../core/errors.js';
+import { MatmulGemm, type MatmulGemmVariant, subgroupMatrixUnavailable } from '../../kernels/matmul_gemm.js';
 import { createMoeRouting, MoeAlign } from '../../kernels/moe_align.js';
 import { destroyWeight, uploadHostWeight } from '../../kernels/reference/matvec_weights.js';
 import type { WeightFormat } from '../../kernels/weight_format.js';
@@ -51,10 +54,38 @@ async function readF32(gpu: Gpu, buf: GPUBuffer): Promise<Float32Array> {
   return new Float32Array(await readBuffer(gpu, buf));
 }
 
-async function denseCase(runner: BenchRunner, s: LinearShape, format: WeightFormat, M: number, args: BenchArgs) {
+/** Tile knobs to try (--sweep); empty = the defaults. */
+type Tiling = Pick<MatmulGemmVariant, 'tile' | 'subgroupTile'>;
+
+/** Builds the kernel, or prints why this tiling cannot run here and returns null. */
+async function createOrSkip(gpu: Gpu, v: MatmulGemmVariant): Promise<MatmulGemm | null> {
+  try {
+    return await MatmulGemm.create(gpu, v);
+  } catch (e) {
+    if (!(e instanceof KernelError)) throw e;
+    console.log(`skip ${JSON.stringify(v.tile ?? v.subgroupTile)}: ${e.message}`);
+    return null;
+  }
+}
+
+/** `64x128k32`: the output tile and the k step (what the line's numbers depend on). */
+function tileLabel(k: MatmulGemm, t: Tiling): string {
+  const kStep = k.path === 'tiled' ? (t.tile?.k ?? 16) : (t.subgroupTile?.k ?? 32);
+  return `${k.tileM}x${k.tileN}k${kStep}`;
+}
+
+async function denseCase(
+  runner: BenchRunner,
+  s: LinearShape,
+  format: WeightFormat,
+  M: number,
+  args: BenchArgs,
+  tiling: Tiling = {},
+) {
   const gpu = runner.gpu;
-  const kernel = await MatmulGemm.create(gpu, { format });
-  const shape = { layer: s.name, M, N: s.N, K: s.K };
+  const kernel = await createOrSkip(gpu, { format, ...tiling });
+  if (!kernel) return;
+  const shape = { layer: s.name, M, N: s.N, K: s.K, tile: tileLabel(kernel, tiling) };
   if (runner.skips({ name: kernel.name, shape })) return;
   const host = makeWeight(format, 1, s);
   const wBytes = expertBytes(host);
@@ -107,7 +138,14 @@ function routerIds(tokens: number, topk: number, E: number, seed: number): Uint3
   return ids;
 }
 
-async function groupedCases(runner: BenchRunner, format: WeightFormat, tokens: number, quick: boolean) {
+async function groupedCases(
+  runner: BenchRunner,
+  format: WeightFormat,
+  tokens: number,
+  quick: boolean,
+  tiling: Tiling = {},
+  only?: 'gateUp',
+) {
   const gpu = runner.gpu;
   const ex = expertShapes(quick);
   const E = ex.numExperts;
@@ -117,11 +155,20 @@ async function groupedCases(runner: BenchRunner, format: WeightFormat, tokens: n
   const used = new Set(ids).size;
   const align = await MoeAlign.create(gpu);
   const idsBuf = createBufferFrom(gpu, 'topk_ids', ids);
-  for (const which of ['gateUp', 'down'] as const) {
+  for (const which of only ? [only] : (['gateUp', 'down'] as const)) {
     const s = ex[which];
     const down = which === 'down';
-    const kernel = await MatmulGemm.create(gpu, { format, grouped: true, routeWeights: down });
-    const shape = { layer: s.name, experts: `${topk}/${E}`, tokens, pairs, N: s.N, K: s.K };
+    const kernel = await createOrSkip(gpu, { format, grouped: true, routeWeights: down, ...tiling });
+    if (!kernel) continue;
+    const shape = {
+      layer: s.name,
+      experts: `${topk}/${E}`,
+      tokens,
+      pairs,
+      N: s.N,
+      K: s.K,
+      tile: tileLabel(kernel, tiling),
+    };
     if (runner.skips({ name: kernel.name, shape })) continue;
     const host = makeWeight(format, E, s);
     const weight = uploadHostWeight(gpu, host, s.name);
@@ -163,7 +210,7 @@ async function groupedCases(runner: BenchRunner, format: WeightFormat, tokens: n
           gemm.encode(pass);
         },
       });
-      if (which === 'gateUp' && format === 'nvfp4')
+      if (which === 'gateUp' && format === 'nvfp4' && !only)
         await runner.run({
           name: align.name,
           shape: { experts: E, pairs, blockM: kernel.tileM },
@@ -201,6 +248,25 @@ for (const s of denseShapes(args.quick)) {
   for (const format of formatsFor(s)) await denseCase(runner, s, format, M, args);
 }
 for (const format of ['nvfp4', 'fp8'] as const) await groupedCases(runner, format, M, args.quick);
+if (args.sweep) {
+  // the GEMM target: NVFP4 at M tokens, q_proj and the experts' gate_up, over a grid of tiles of the path in use
+  const matrix = subgroupMatrixUnavailable(gpu.caps) === null;
+  const grid: Tiling[] = [];
+  if (matrix) {
+    for (const sgRows of [1, 2, 4])
+      for (const sgCols of [1, 2, 4]) for (const k of [32, 64]) grid.push({ subgroupTile: { sgRows, sgCols, k } });
+  } else {
+    const sizes = args.quick ? [32, 64] : [32, 64, 128];
+    for (const m of sizes)
+      for (const n of sizes) for (const k of args.quick ? [16] : [16, 32]) grid.push({ tile: { m, n, k } });
+  }
+  console.log(`sweep: nvfp4 ${matrix ? 'subgroup-matrix' : 'tiled'} GEMM tiles`);
+  const q = denseShapes(args.quick).find((s) => s.name === 'q_proj')!;
+  for (const tiling of grid) {
+    await denseCase(runner, q, 'nvfp4', M, args, tiling);
+    await groupedCases(runner, 'nvfp4', M, args.quick, tiling, 'gateUp');
+  }
+}
 const code = runner.finish();
 gpu.destroy();
 process.exit(code);

@@ -8,12 +8,16 @@
 // NVFP4 GEMV ≥ 85% of the stream peak (q_proj, lm_head), grouped expert GEMV ≥ 70%.
 //   npx tsx bench/kernels/matvec.ts [--quick] [--filter RE] [--json PATH] [--reps N]
 // --quick: smaller stand-in shapes (hidden 512, 16 experts) that run on lavapipe in well under a minute.
+// --sweep: also times NVFP4 q_proj, lm_head and the experts over a grid of work splits (rows, tpk, rowGroups) and
+// both decodes, for tuning on the GPU; the default split of each line is printed as split=r<rows>t<tpk>g<groups>.
 // Dense weights rotate over copies larger than the last-level cache; grouped cases rotate over disjoint expert
 // sets (every repetition reads 8 experts no earlier repetition of the cycle read).
 import { createBuffer, createBufferFrom, readBuffer } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import { type Dispatch, runDispatches } from '../../kernels/gpu/dispatch.js';
-import { Matvec, matvecVariantFor } from '../../kernels/matvec.js';
+import { KernelError } from '../../core/errors.js';
+import { Matvec, type MatvecVariant, matvecVariantFor } from '../../kernels/matvec.js';
+import type { MatvecTuning } from '../../kernels/matvec_tuning.js';
 import { destroyWeight, uploadHostWeight } from '../../kernels/reference/matvec_weights.js';
 import {
   type BenchArgs,
@@ -49,17 +53,48 @@ async function readF32(gpu: Gpu, buf: GPUBuffer): Promise<Float32Array> {
   return new Float32Array(await readBuffer(gpu, buf));
 }
 
-async function denseCase(runner: BenchRunner, s: LinearShape, format: 'nvfp4' | 'fp8' | 'bf16', args: BenchArgs) {
+/** A work split to try (--sweep); undefined fields take the defaults. */
+interface Split {
+  tuning?: MatvecTuning;
+  f16Decode?: boolean;
+}
+
+const splitLabel = (t: MatvecTuning) => `r${t.rows}t${t.tpk}g${t.rowGroups}`;
+
+/** Builds the kernel, or prints why this split cannot run here and returns null. */
+async function createOrSkip(gpu: Gpu, v: MatvecVariant, what: string): Promise<Matvec | null> {
+  try {
+    return await Matvec.create(gpu, v);
+  } catch (e) {
+    if (!(e instanceof KernelError)) throw e;
+    console.log(`skip ${what}: ${e.message}`);
+    return null;
+  }
+}
+
+async function denseCase(
+  runner: BenchRunner,
+  s: LinearShape,
+  format: 'nvfp4' | 'fp8' | 'bf16',
+  args: BenchArgs,
+  split: Split = {},
+) {
   const gpu = runner.gpu;
   const M = 1;
   const name = `matvec_${format}_f32_f32`;
-  const shape = { layer: s.name, M, N: s.N, K: s.K };
+  const shape: Record<string, string | number> = { layer: s.name, M, N: s.N, K: s.K };
   if (runner.skips({ name, shape })) return;
   const host = makeWeight(format, 1, s);
   const wBytes = expertBytes(host);
   const copies = args.quick ? rotationCopies(wBytes, 8 << 20, 32 << 20) : rotationCopies(wBytes, 256 << 20, 2 << 30);
   const weights = uploadCopies(gpu, host, s.name, copies);
-  const kernel = await Matvec.create(gpu, matvecVariantFor(gpu, weights[0], { act: 'f32', out: 'f32' }));
+  const variant = matvecVariantFor(gpu, weights[0], { act: 'f32', out: 'f32', ...split });
+  shape.split = splitLabel(variant.tuning!);
+  const kernel = await createOrSkip(gpu, variant, `${name} ${s.name} ${shape.split}`);
+  if (!kernel || runner.skips({ name: kernel.name, shape })) {
+    destroyCopies(weights);
+    return;
+  }
   const x = randomX(M * s.K, s.N);
   const xBuf = createBufferFrom(gpu, 'x', x);
   const out = createBuffer(gpu, 'out', M * s.N * 4);
@@ -88,7 +123,13 @@ async function denseCase(runner: BenchRunner, s: LinearShape, format: 'nvfp4' | 
 }
 
 /** One token's 8 experts through gate_up (silu_mul) or down; repetitions cycle over disjoint expert sets. */
-async function groupedCase(runner: BenchRunner, which: 'gateUp' | 'down', format: 'nvfp4' | 'fp8', quick: boolean) {
+async function groupedCase(
+  runner: BenchRunner,
+  which: 'gateUp' | 'down',
+  format: 'nvfp4' | 'fp8',
+  quick: boolean,
+  split: Split = {},
+) {
   const gpu = runner.gpu;
   const ex = expertShapes(quick);
   const s = ex[which];
@@ -96,7 +137,7 @@ async function groupedCase(runner: BenchRunner, which: 'gateUp' | 'down', format
   const A = ex.active;
   const silu = which === 'gateUp';
   const name = `matvec_grouped_${format}_f32_f32${silu ? '_silu_mul' : ''}`;
-  const shape = { layer: s.name, experts: `${A}/${E}`, M: A, N: s.N, K: s.K };
+  const shape: Record<string, string | number> = { layer: s.name, experts: `${A}/${E}`, M: A, N: s.N, K: s.K };
   if (runner.skips({ name, shape })) return;
   const host = makeWeight(format, E, s);
   const weight = uploadHostWeight(gpu, host, s.name);
@@ -110,8 +151,14 @@ async function groupedCase(runner: BenchRunner, which: 'gateUp' | 'down', format
     mTile: 1,
     numTiles: A,
     epilogue: silu ? 'silu_mul' : 'none',
+    ...split,
   });
-  const kernel = await Matvec.create(gpu, variant);
+  shape.split = splitLabel(variant.tuning!);
+  const kernel = await createOrSkip(gpu, variant, `${name} ${s.name} ${shape.split}`);
+  if (!kernel || runner.skips({ name: kernel.name, shape })) {
+    destroyWeight(weight);
+    return;
+  }
   const nOut = kernel.outColumns(weight);
   const xRows = silu ? 1 : A; // gate_up reads the token's row; down reads one row per entry
   const x = randomX(xRows * s.K, s.N + 1);
@@ -150,6 +197,22 @@ async function groupedCase(runner: BenchRunner, which: 'gateUp' | 'down', format
   }
 }
 
+/**
+ * --sweep grid: threads along K (from the subgroup size up), rows per thread, row groups, both decodes. Splits the
+ * device cannot run are printed as skipped.
+ */
+function sweepSplits(gpu: Gpu, quick: boolean): Split[] {
+  const sg = gpu.caps.hasSubgroups ? Math.max(1, gpu.caps.subgroupMaxSize) : 8;
+  const tpks = [...new Set([sg, 2 * sg, 32, 64])].filter((t) => t >= sg && t <= 128).sort((a, b) => a - b);
+  const out: Split[] = [];
+  for (const tpk of quick ? tpks.slice(0, 2) : tpks)
+    for (const rows of quick ? [2, 4] : [1, 2, 4, 8])
+      for (const rowGroups of quick ? [2, 4] : [1, 2, 4, 8])
+        for (const f16Decode of gpu.caps.hasF16 ? [true, false] : [false])
+          out.push({ tuning: { rows, tpk, rowGroups }, f16Decode });
+  return out;
+}
+
 const args = parseBenchArgs();
 const gpu = await openBenchGpu();
 const peak = await measureStreamPeak(gpu, args);
@@ -160,6 +223,16 @@ for (const s of denseShapes(args.quick)) {
 }
 for (const which of ['gateUp', 'down'] as const)
   for (const format of ['nvfp4', 'fp8'] as const) await groupedCase(runner, which, format, args.quick);
+if (args.sweep) {
+  // the GEMV targets: NVFP4 q_proj and lm_head at M = 1, the NVFP4 experts
+  console.log('sweep: nvfp4 work splits (rows r, threads along K t, row groups g)');
+  for (const split of sweepSplits(gpu, args.quick)) {
+    for (const s of denseShapes(args.quick))
+      if (s.name === 'q_proj' || (s.name === 'lm_head' && !args.skipLarge))
+        await denseCase(runner, s, 'nvfp4', args, split);
+    for (const which of ['gateUp', 'down'] as const) await groupedCase(runner, which, 'nvfp4', args.quick, split);
+  }
+}
 const code = runner.finish();
 gpu.destroy();
 process.exit(code);
