@@ -317,7 +317,17 @@ export class LLMEngine {
   }
 
   private failRequest(state: RequestState, error: unknown): void {
-    for (const seq of state.seqs) if (!seq.isFinished) this.finishSeq(seq, { reason: 'abort', stopReason: null });
+    for (const seq of state.seqs) {
+      if (seq.isFinished) continue;
+      try {
+        this.finishSeq(seq, { reason: 'abort', stopReason: null });
+      } catch (freeError) {
+        // The block manager is inconsistent (a bug): still end the stream, or its client would wait forever.
+        log.error(`freeing seq ${seq.seqId} failed: ${freeError instanceof Error ? freeError.message : freeError}`);
+        seq.status = 'finished';
+        seq.finishReason = 'abort';
+      }
+    }
     const message = error instanceof Error ? error.message : String(error);
     state.stream.fail(
       new EngineError('DAWN_ERR_ENGINE_STEP', `engine: request "${state.requestId}" failed: ${message}`, {
