@@ -48,10 +48,19 @@ export function formatsFor(shape: LinearShape): WeightFormat[] {
   return shape.name === 'lm_head' ? ['bf16', 'nvfp4'] : ['nvfp4', 'fp8', 'bf16'];
 }
 
+const made = new Map<string, HostWeight>();
+
+/** A random packed weight, made once per (format, experts, shape, seed) and reused (--sweep revisits shapes). */
 export function makeWeight(format: WeightFormat, E: number, s: LinearShape, seed = 1): HostWeight {
-  // gate_up keeps one NVFP4 global scale per half, as the checkpoints do
-  const numRowGroups = s.name === 'experts.gate_up' ? 2 : 1;
-  return randomHostWeight(format, E, s.N, s.K, { seed, numRowGroups });
+  const key = `${format}/${E}/${s.name}/${s.N}x${s.K}/${seed}`;
+  let w = made.get(key);
+  if (!w) {
+    // gate_up keeps one NVFP4 global scale per half, as the checkpoints do
+    const numRowGroups = s.name === 'experts.gate_up' ? 2 : 1;
+    w = randomHostWeight(format, E, s.N, s.K, { seed, numRowGroups });
+    made.set(key, w);
+  }
+  return w;
 }
 
 /** Bytes one expert's weight occupies (data + scales): what a GEMV over it must stream. */
