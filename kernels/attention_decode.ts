@@ -214,6 +214,7 @@ export class AttentionDecode {
       D / 8,
     ]);
     new Float32Array(params, 32, 2).set([scales.kScale / Math.sqrt(D), scales.vScale]);
+    new Uint32Array(params, 40, 1)[0] = v.wgSize;
     const bindGroup = makeBindGroup(this.gpu, label, this.pipeline, [
       createUniform(this.gpu, `${label}/params`, new Uint8Array(params)),
       step.uniform,

@@ -20,6 +20,7 @@ struct Params {
   units_per_row: u32, // = UNITS_PER_ROW, as a loop bound that is not unrolled
   q_scale: f32,
   v_scale: f32,
+  wg_size: u32, // = WG_SIZE, as the reductions' loop bound: unrolled, their barriers triple lavapipe's compile time
 }
 
 struct Step {
@@ -55,7 +56,7 @@ var<workgroup> acc_sh: array<vec4<f32>, 2 * WG_SIZE>;
 fn reduce_max(lid: u32, v: f32) -> f32 {
   red[lid] = v;
   workgroupBarrier();
-  for (var s = WG_SIZE / 2u; s > 0u; s /= 2u) {
+  for (var s = params.wg_size / 2u; s > 0u; s /= 2u) {
     if (lid < s) {
       red[lid] = max(red[lid], red[lid + s]);
     }
@@ -69,7 +70,7 @@ fn reduce_max(lid: u32, v: f32) -> f32 {
 fn reduce_sum(lid: u32, v: f32) -> f32 {
   red[lid] = v;
   workgroupBarrier();
-  for (var s = WG_SIZE / 2u; s > 0u; s /= 2u) {
+  for (var s = params.wg_size / 2u; s > 0u; s /= 2u) {
     if (lid < s) {
       red[lid] += red[lid + s];
     }

@@ -171,6 +171,7 @@ export class QkNormRope {
     const params = new ArrayBuffer(48);
     new Uint32Array(params, 0, 8).set([hq, hkv, stride, qOffset, kOffset, vOffset, 3 * sh, 3 * sw]);
     new Float32Array(params, 32, 3).set([config.eps, 1 / scales.kScale, 1 / scales.vScale]);
+    new Uint32Array(params, 44, 1)[0] = D / 2;
     const uniform = createUniform(this.gpu, `${label}/params`, new Uint8Array(params));
     const invFreq = createBufferFrom(this.gpu, `${label}/inv_freq`, ropeInvFreq(config.theta, D));
     const bindGroup = makeBindGroup(this.gpu, label, this.pipeline, [

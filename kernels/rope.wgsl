@@ -22,7 +22,7 @@ struct Params {
   eps: f32,
   k_inv_scale: f32, // CACHE_WRITE with fp8: 1 / k_scale
   v_inv_scale: f32,
-  _pad: u32,
+  half: u32, // = HALF, as the norm's loop bound: unrolled, its barriers slow lavapipe's compile several-fold
 }
 
 struct Step {
@@ -115,7 +115,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) i: u
 
   red[i] = x1 * x1 + x2 * x2;
   workgroupBarrier();
-  for (var s = HALF / 2u; s > 0u; s /= 2u) {
+  for (var s = params.half / 2u; s > 0u; s /= 2u) {
     if (i < s) {
       red[i] += red[i + s];
     }
