@@ -18,6 +18,8 @@ export interface PagedSetup {
   maxBlocks: number;
   contextLens: number[];
   scales: { kScale?: number; vScale?: number };
+  /** The f32 K/V each sequence was written from, (contextLen, Hkv, D), before the cache's rounding. */
+  raw: Array<{ k: Float32Array; v: Float32Array }>;
 }
 
 export function kvScalesFor(dtype: KvDtype): { kScale?: number; vScale?: number } {
@@ -49,6 +51,7 @@ export function buildPagedCache(
   const scales = kvScalesFor(dtype);
   const rowElems = numKvHeads * headDim;
   let next = 0;
+  const raw: PagedSetup['raw'] = [];
   contextLens.forEach((L, s) => {
     const nb = Math.ceil(L / KV_BLOCK_SIZE);
     for (let b = 0; b < nb; b++) blockTables[s * maxBlocks + b] = ids[next++];
@@ -57,13 +60,14 @@ export function buildPagedCache(
     const k = randomArray(L * rowElems, seed * 31 + s, 1);
     const v = randomArray(L * rowElems, seed * 37 + s, 1);
     kvCacheWriteRef(shape, kBytes, vBytes, k, v, slots, L, scales);
+    raw.push({ k, v });
   });
   const cache: KvCache = {
     shape,
     k: createBufferFrom(gpu, 'cache/k', new Uint8Array(kBytes)),
     v: createBufferFrom(gpu, 'cache/v', new Uint8Array(vBytes)),
   };
-  return { shape, kBytes, vBytes, cache, blockTables, maxBlocks, contextLens, scales };
+  return { shape, kBytes, vBytes, cache, blockTables, maxBlocks, contextLens, scales, raw };
 }
 
 /** SeqRefs for packed queries: sequence s has queryLens[s] rows, the last ones of its context. */
