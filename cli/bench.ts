@@ -139,6 +139,7 @@ export async function runBenchEngine(argv: string[]): Promise<number> {
       `${result.numSteps} steps, ${result.outputTokens} output tokens in ${result.wallMs.toFixed(0)} ms`,
       row('engine CPU per step (ms)', result.stepCpuMs),
       row('  decode-only steps (ms)', result.decodeStepCpuMs),
+      `runner idle between steps, mean ${result.runnerIdleMeanMs.toFixed(3)} ms (engine + stream consumers + event loop)`,
       '',
     ].join('\n'),
   );

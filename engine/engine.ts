@@ -65,6 +65,8 @@ export class LLMEngine {
   private nextSeqId = 0;
   private loop: Promise<void> = Promise.resolve();
   private isLooping = false;
+  /** When the runner's latest step returned, while the loop runs; null before the first step of a busy period. */
+  private lastResumedMs: number | null = null;
   private isAccepting = true;
 
   constructor(options: EngineOptions) {
@@ -212,6 +214,7 @@ export class LLMEngine {
       for (const state of [...this.requests.values()]) this.failRequest(state, error);
     } finally {
       this.isLooping = false;
+      this.lastResumedMs = null;
     }
   }
 
@@ -222,14 +225,18 @@ export class LLMEngine {
     let cpuMs = performance.now() - start;
     if (batch.entries.length > 0) {
       let output: StepOutput;
+      const beforeExecute = performance.now();
+      if (this.lastResumedMs !== null) this.metrics.runnerIdle.observe((beforeExecute - this.lastResumedMs) / 1000);
       try {
         output = await this.runner.execute(batch);
         checkStepOutput(batch, output);
       } catch (error) {
+        this.lastResumedMs = null;
         this.failBatch(batch, error);
         return;
       }
       const resumed = performance.now();
+      this.lastResumedMs = resumed;
       this.scheduler.commit(batch, this.seqs);
       this.emitOutputs(batch, output, resumed);
       cpuMs += performance.now() - resumed;

@@ -76,6 +76,11 @@ export interface MetricsSnapshot extends EngineGauges {
   /** First token → end, per request that produced one (vllm:request_decode_time_seconds). */
   readonly requestDecodeTimeS: HistogramSnapshot;
   readonly iterationTokens: HistogramSnapshot;
+  /**
+   * Host time from one runner step's return to the next step's start while requests are in flight: how long the
+   * GPU idles between steps (engine bookkeeping, stream consumers, HTTP writes, other timers).
+   */
+  readonly runnerIdleS: HistogramSnapshot;
   /** The longest engine CPU time of one step so far, seconds. */
   readonly maxStepCpuS: number;
 }
@@ -94,6 +99,7 @@ export class EngineMetrics {
   readonly requestPrefillTime = new Histogram(REQUEST_LATENCY_BUCKETS_S);
   readonly requestDecodeTime = new Histogram(REQUEST_LATENCY_BUCKETS_S);
   readonly iterationTokens = new Histogram(ITERATION_TOKENS_BUCKETS);
+  readonly runnerIdle = new Histogram(STEP_CPU_BUCKETS_S);
   maxStepCpuS = 0;
 
   snapshot(
@@ -115,6 +121,7 @@ export class EngineMetrics {
       requestPrefillTimeS: this.requestPrefillTime.snapshot(),
       requestDecodeTimeS: this.requestDecodeTime.snapshot(),
       iterationTokens: this.iterationTokens.snapshot(),
+      runnerIdleS: this.runnerIdle.snapshot(),
       maxStepCpuS: this.maxStepCpuS,
     };
   }

@@ -30,6 +30,8 @@ export interface EngineLoopResult {
   stepCpuMs: Summary;
   /** Engine CPU per step during pure-decode steps only, milliseconds. */
   decodeStepCpuMs: Summary;
+  /** Mean host time between a step's return and the next step's start (the runner idles), milliseconds. */
+  runnerIdleMeanMs: number;
 }
 
 export async function benchEngineLoop(options: EngineLoopOptions): Promise<EngineLoopResult> {
@@ -75,8 +77,10 @@ export async function benchEngineLoop(options: EngineLoopOptions): Promise<Engin
   });
   await Promise.all(requests);
   const wallMs = performance.now() - started;
+  const snap = engine.metricsSnapshot();
   return {
-    numSteps: engine.metricsSnapshot().numSteps,
+    numSteps: snap.numSteps,
+    runnerIdleMeanMs: snap.runnerIdleS.count === 0 ? 0 : (snap.runnerIdleS.sum / snap.runnerIdleS.count) * 1000,
     wallMs,
     outputTokens,
     stepCpuMs: summarize(stepCpu),

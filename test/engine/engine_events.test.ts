@@ -83,6 +83,8 @@ describe('LLMEngine events', () => {
     expect(snap.iterationTokens.count).toBe(snap.numSteps);
     expect(snap.iterationTokens.sum).toBe(33 + 20 - 3); // prompts, then one decode token per later output
     expect(snap.maxStepCpuS).toBeGreaterThan(0);
+    // One idle gap before every step but the first of the busy period.
+    expect(snap.runnerIdleS.count).toBe(snap.numSteps - 1);
     expect(outs.map((o) => o.tokens[0].length)).toEqual([4, 7, 9]);
     expect(engine.kvCacheSizeTokens).toBe(256 * 16);
   });
