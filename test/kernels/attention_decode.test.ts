@@ -99,7 +99,8 @@ describe.skipIf(!gpu)('attention_decode', () => {
 
   // Not a kernel tolerance but the storage error the model inherits: the same K/V (values ~±1) stored as bf16 and as
   // fp8 (per-tensor scales 0.02 / 0.015, i.e. values at ±50..67 in E4M3), attended by the GPU, against f64 attention
-  // on the unrounded K/V. Bounds (normalized MSE): bf16 < 1e-4, fp8 < 3e-3 (E4M3 keeps 3 mantissa bits).
+  // on the unrounded K/V. Bounds (normalized MSE): bf16 < 1e-4, fp8 < 3e-3 (E4M3 keeps 3 mantissa bits); lavapipe
+  // measured 4.1e-6 and 1.5e-3 (fp8: ~3.9% RMS relative error of the output).
   it('bf16 and fp8 KV stay within their storage error of exact attention (Hq=8, Hkv=1, D=128, ctx 300, 17)', async () => {
     const [hq, hkv, D] = [8, 1, 128];
     const contexts = [300, 17];
@@ -135,9 +136,6 @@ describe.skipIf(!gpu)('attention_decode', () => {
     expect(nmse.bf16, `bf16 KV nmse ${nmse.bf16}`).toBeLessThan(1e-4);
     expect(nmse.fp8e4m3, `fp8 KV nmse ${nmse.fp8e4m3}`).toBeLessThan(3e-3);
     expect(nmse.fp8e4m3, 'fp8 rounds more than bf16').toBeGreaterThan(nmse.bf16);
-    console.log(
-      `decode attention vs exact K/V: nmse bf16 ${nmse.bf16.toExponential(2)}, fp8 ${nmse.fp8e4m3.toExponential(2)}`,
-    );
   });
 
   it('rejects a partition larger than workgroup memory holds and a short block table, naming the layer', async () => {
