@@ -138,6 +138,36 @@ describe.skipIf(!gpu)('attention_decode', () => {
     expect(nmse.fp8e4m3, 'fp8 rounds more than bf16').toBeGreaterThan(nmse.bf16);
   });
 
+  it('records one dispatch for a single partition and partition + reduce otherwise', async () => {
+    const kernel = await AttentionDecode.create(g, { numQHeads: 4, numKvHeads: 2, headDim: 32, dtype: 'bf16' });
+    const setup = buildPagedCache(g, 'bf16', 2, 32, [300, 0], 3);
+    const step = new AttentionStep(g, { maxSeqs: 2, maxTokens: 2, maxContextLen: setup.maxBlocks * 16 });
+    const buf = createBuffer(g, 'x', 1 << 14);
+    const d = kernel.bind({ q: buf, blockTables: buf, contextLens: buf, cache: setup.cache, out: buf }, step, {
+      maxBlocksPerSeq: setup.maxBlocks,
+    });
+    const grids: number[][] = [];
+    const pass = {
+      setPipeline() {},
+      setBindGroup() {},
+      dispatchWorkgroups: (...xyz: number[]) => grids.push(xyz),
+    } as unknown as GPUComputePassEncoder;
+    step.update({ numSeqs: 2, numTokens: 2, maxContextLen: 256 });
+    d.encode(pass);
+    expect(grids).toEqual([[4, 2, 1]]);
+    grids.length = 0;
+    step.update({ numSeqs: 1, numTokens: 1, maxContextLen: 300 });
+    d.encode(pass);
+    expect(grids).toEqual([
+      [4, 1, 2],
+      [4, 1],
+    ]);
+    grids.length = 0;
+    step.update({ numSeqs: 0, numTokens: 0, maxContextLen: 0 });
+    d.encode(pass);
+    expect(grids).toEqual([]);
+  });
+
   it('rejects a partition larger than workgroup memory holds and a short block table, naming the layer', async () => {
     expect(() => new AttentionStep(g, { maxSeqs: 2, maxTokens: 2, maxContextLen: 64, partitionSize: 2048 })).toThrow(
       /attention_step: partitionSize 2048 must be an integer in \[16, 1024\], a multiple of 16/,
