@@ -26,3 +26,8 @@ export function defaultModelDir(from: string = dirname(fileURLToPath(import.meta
     { hint: 'pass a checkpoint directory as MODEL, or reinstall the package with its assets/ folder' },
   );
 }
+
+/** The bundled model's held-out task files (arith-gen.jsonl, arith-mc.jsonl) and transformers' reference scores. */
+export function bundledTasksDir(): string {
+  return join(dirname(defaultModelDir()), 'tasks');
+}
