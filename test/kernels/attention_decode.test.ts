@@ -27,6 +27,7 @@ interface Case {
   D: number;
   contexts: number[];
   partitionSize?: number;
+  wgSize?: number;
   /** q heads inside a fused qkv row (offset 0, stride (Hq + 2·Hkv)·D). */
   fused?: boolean;
 }
@@ -36,14 +37,14 @@ const cases: Case[] = [
   { dtype: 'bf16', hq: 8, hkv: 1, D: 128, contexts: [1, 17, 200] },
   { dtype: 'fp8e4m3', hq: 8, hkv: 1, D: 128, contexts: [300, 1, 17], partitionSize: 64 },
   { dtype: 'fp8e4m3', hq: 8, hkv: 1, D: 128, contexts: [17, 5, 0], partitionSize: 1024 },
-  { dtype: 'f32', hq: 4, hkv: 2, D: 64, contexts: [300, 33], partitionSize: 48, fused: true },
+  { dtype: 'f32', hq: 4, hkv: 2, D: 64, contexts: [300, 33], partitionSize: 48, fused: true, wgSize: 128 },
 ];
 
 describe.skipIf(!gpu)('attention_decode', () => {
   const g = gpu!;
   for (const c of cases) {
     const parts = Math.ceil(Math.max(...c.contexts) / (c.partitionSize ?? 256));
-    const name = `attention_decode(kv=${c.dtype},Hq=${c.hq},Hkv=${c.hkv},D=${c.D},ctx=${c.contexts},partitions=${parts}${c.fused ? ',fused qkv' : ''})`;
+    const name = `attention_decode(kv=${c.dtype},Hq=${c.hq},Hkv=${c.hkv},D=${c.D},ctx=${c.contexts},partitions=${parts}${c.fused ? ',fused qkv' : ''}${c.wgSize ? `,wg=${c.wgSize}` : ''})`;
     it(name, async () => {
       const { hq, hkv, D } = c;
       const S = c.contexts.length;
@@ -51,7 +52,13 @@ describe.skipIf(!gpu)('attention_decode', () => {
       const setup = buildPagedCache(g, c.dtype, hkv, D, [...c.contexts, 0, 0], D + S * 7, undefined);
       const stride = c.fused ? (hq + 2 * hkv) * D : hq * D;
       const q = randomArray(maxSeqs * stride, 3 * D + S, 3);
-      const kernel = await AttentionDecode.create(g, { numQHeads: hq, numKvHeads: hkv, headDim: D, dtype: c.dtype });
+      const kernel = await AttentionDecode.create(g, {
+        numQHeads: hq,
+        numKvHeads: hkv,
+        headDim: D,
+        dtype: c.dtype,
+        wgSize: c.wgSize,
+      });
       const step = new AttentionStep(g, {
         maxSeqs,
         maxTokens: maxSeqs,

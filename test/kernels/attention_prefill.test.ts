@@ -1,7 +1,7 @@
 // attention_prefill WGSL vs the f64 paged-attention reference (which reads the same stored bf16 / fp8 / f32 K/V).
 // Tolerance: |gpu − ref| ≤ 5e-6 + 5e-5·|ref| as for decode: the reference sees the cache's own values, so only
 // f32 accumulation, f32 exp and the q·scale rounding remain (lavapipe: max ≈ 2e-7).
-// Covered: several sequences of different lengths packed in one dispatch, cached prefixes (query rows start at
+// Covered: several sequences of different lengths packed in one dispatch (one with no new tokens), cached prefixes (query rows start at
 // ctx − qlen), contexts 1, 17, 45, 300, D 32/64/128, GQA 4/2 and 8/1, tiles of 16 and 4 rows, shuffled NaN-poisoned
 // caches, q read from a fused qkv row, rows past the step's tokens and a guard after out untouched.
 // Consistency: chunked prefill (two chunks) and prefill-then-decode give the rows of one long prefill.
@@ -36,7 +36,7 @@ interface Case {
 const cases: Case[] = [
   { dtype: 'bf16', hq: 4, hkv: 2, D: 32, contexts: [17, 300, 1, 45], queryLens: [17, 17, 1, 40], fused: true },
   { dtype: 'fp8e4m3', hq: 8, hkv: 1, D: 128, contexts: [300, 17, 1], queryLens: [20, 17, 1] },
-  { dtype: 'f32', hq: 4, hkv: 2, D: 64, contexts: [33, 300, 45], queryLens: [33, 9, 3], blockQ: 4 },
+  { dtype: 'f32', hq: 4, hkv: 2, D: 64, contexts: [33, 300, 20, 45], queryLens: [33, 9, 0, 3], blockQ: 4 },
 ];
 
 /** Runs prefill over `queryLens` rows per sequence; returns the (T, Hq, D) output and the q it used. */
