@@ -2,10 +2,10 @@
 // q:            token rows `q_token_stride4` vec4s apart (a fused qkv buffer works), head h at q_offset4 + h·D/4
 // block_tables: u32 [maxSeqs, max_blocks], context_lens: u32 [maxSeqs] (0 = padding slot: output 0)
 // out:          f32 [numSeqs, Hq, D]
-// Grid: (Hq, numSeqs, numPartitions). Workgroup (head, seq, part) covers context tokens
-// [part·P, min((part+1)·P, ctx)) (P = the step's partition size): scores for the partition go to workgroup memory, softmax in f32, then the
+// Grid: (Hq, numSeqs, numPartitions). Workgroup (head, seq, part) covers context tokens [part·P, min((part+1)·P,
+// ctx)), P = the step's partition size: the partition's scores go to workgroup memory, softmax in f32, then the
 // weighted V sum. With one partition it writes the normalized output; otherwise it writes the unnormalized sum
-// and (max, sum of exp) per partition for attention_decode_reduce. Query head h reads kv head h / GROUP (GQA).
+// and (max, sum of exp) per partition for attention_decode_reduce. Query head h reads kv head h / group (GQA).
 // Scales: q is multiplied by k_scale/sqrt(D) on load, the output by v_scale (FP8 caches; 1 otherwise).
 // Header from the wrapper: kv_word_t, UNITS_PER_ROW, HEAD_DIM, MAX_PART, WG_SIZE (a power of two ≥ UNITS_PER_ROW).
 
