@@ -166,10 +166,17 @@ export class AttentionDecode {
     return new AttentionDecode(gpu, pipeline, reducePipeline, { ...variant, wgSize });
   }
 
-  private scratchFor(step: AttentionStep): Scratch {
+  private scratchFor(step: AttentionStep, label: string): Scratch {
     let s = this.scratch.get(step);
     if (!s) {
       const rows = step.maxPartitions > 1 ? step.maxSeqs * this.variant.numQHeads * step.maxPartitions : 0;
+      const bytes = rows * this.variant.headDim * 4;
+      if (bytes > this.gpu.caps.maxStorageBufferBindingSize)
+        throw new KernelError(
+          'DAWN_ERR_KERNEL_SHAPE',
+          `${label}: split-K partials for ${step.maxSeqs} sequences × ${this.variant.numQHeads} heads × ${step.maxPartitions} partitions need ${bytes} bytes, the device binds at most ${this.gpu.caps.maxStorageBufferBindingSize}`,
+          { hint: 'use a larger partitionSize or fewer sequences per decode step' },
+        );
       s = {
         acc: createBuffer(this.gpu, `${this.name}/partials`, Math.max(16, rows * this.variant.headDim * 4)),
         ml: createBuffer(this.gpu, `${this.name}/partial_max_sum`, Math.max(16, rows * 8)),
@@ -188,6 +195,7 @@ export class AttentionDecode {
     const v = this.variant;
     const { numQHeads: hq, numKvHeads: hkv, headDim: D } = v;
     const S = step.maxSeqs;
+    const scratch = this.scratchFor(step, label); // first: a step too large for any binding is the root cause
     const { stride, offset, maxBlocks, scales } = resolveAttentionLayout(
       label,
       v,
@@ -200,7 +208,6 @@ export class AttentionDecode {
     needBytes(label, 'blockTables', bufs.blockTables, S * maxBlocks * 4, `${S} sequences × ${maxBlocks} blocks`);
     needBytes(label, 'contextLens', bufs.contextLens, S * 4, `${S} sequences`);
     needBytes(label, 'out', bufs.out, S * hq * D * 4, `${S} sequences × ${hq} heads × ${D}`);
-    const scratch = this.scratchFor(step);
 
     const params = new ArrayBuffer(48);
     new Uint32Array(params, 0, 8).set([

@@ -184,6 +184,10 @@ describe.skipIf(!gpu)('attention_decode', () => {
     const buf = createBuffer(g, 'x', 4096);
     const bufs = { q: buf, blockTables: buf, contextLens: buf, cache: setup.cache, out: buf };
     const step = new AttentionStep(g, { maxSeqs: 2, maxTokens: 2, maxContextLen: 64 });
+    const huge = new AttentionStep(g, { maxSeqs: 4096, maxTokens: 4096, maxContextLen: 1 << 20, partitionSize: 1024 });
+    expect(() => kernel.bind(bufs, huge, {}, 'layers.1.attn')).toThrow(
+      /layers\.1\.attn: split-K partials for 4096 sequences × 4 heads × 1024 partitions need 2147483648 bytes/,
+    );
     const small = createBuffer(g, 'tables', 16);
     expect(() => kernel.bind({ ...bufs, blockTables: small }, step, {}, 'layers.1.attn')).toThrow(
       /layers\.1\.attn: blockTables has 16 bytes, expected at least 32 for 2 sequences × 4 blocks/,
