@@ -7,6 +7,14 @@ const commands: Record<string, { help: string; run: () => Promise<(argv: string[
     help: 'show the GPU adapter and its capabilities, and self-test a kernel',
     run: async () => (await import('./info.js')).runInfo,
   },
+  serve: {
+    help: 'serve a model over an OpenAI-compatible HTTP API (no MODEL: the bundled default model)',
+    run: async () => (await import('./serve.js')).runServe,
+  },
+  bench: {
+    help: 'benchmarks: serve (load test a server), engine (CPU per step), accuracy (BF16 vs NVFP4)',
+    run: async () => (await import('./bench_command.js')).runBench,
+  },
   inspect: {
     help: 'show how a checkpoint maps onto the model',
     run: async () => (await import('./inspect.js')).runInspect,
