@@ -1,10 +1,10 @@
-// Attention over the paged KV cache for one step, with the split-K decode kernel over one "query row" per new
-// token: row i attends its own sequence's cached tokens up to and including itself (context length = its position
-// + 1), through its sequence's block table (copied per row). For decode steps that is one row per sequence; for a
-// prefill chunk it is causal attention over the chunk and everything cached before it, since the rope dispatch
-// wrote the chunk's keys and values into the cache first. q is read in place from the fused qkv rows; the output is
-// [T, Hq·D].
+// Attention over the paged KV cache for one step. Decode steps (one new token per sequence) run the split-K decode
+// kernel, one query row per sequence. Steps with a longer chunk run the tiled causal prefill kernel over the packed
+// sequences (query starts, context lengths, block tables per sequence): each new token attends its sequence's
+// cached tokens and the chunk up to itself, whose keys and values the rope dispatch wrote into the cache first.
+// Both read q in place from the fused qkv rows and write [T, Hq·D].
 import { AttentionDecode } from '../../kernels/attention_decode.js';
+import { AttentionPrefill } from '../../kernels/attention_prefill.js';
 import { AttentionStep } from '../../kernels/attention_step.js';
 import { createBuffer, writeBuffer } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
@@ -27,11 +27,14 @@ export class ForwardAttention {
     private readonly cfg: Qwen3VlMoeTextConfig,
     private readonly bufs: ForwardBuffers,
     private readonly step: AttentionStep,
-    /** u32 [maxTokens, maxBlocksPerSeq]: the block table of each query row's sequence. */
+    /** u32 [maxTokens, maxBlocksPerSeq]: one row per sequence. */
     private readonly blockTables: GPUBuffer,
-    /** u32 [maxTokens]: keys each query row attends. */
+    /** u32 [maxTokens]: cached + new tokens of each sequence. */
     private readonly contextLens: GPUBuffer,
+    /** u32 [maxTokens + 1]: sequence s owns query rows [queryStart[s], queryStart[s + 1]) (prefill). */
+    private readonly queryStart: GPUBuffer,
     private readonly decode: AttentionDecode,
+    private readonly prefill: AttentionPrefill,
   ) {}
 
   static async create(
@@ -48,6 +51,7 @@ export class ForwardAttention {
       dtype,
     };
     const { maxTokens, maxBlocksPerSeq } = bufs.limits;
+    // Sequences per step are bounded by the tokens: a decode step of maxTokens sequences is allowed.
     const step = new AttentionStep(
       gpu,
       { maxSeqs: maxTokens, maxTokens, maxContextLen },
@@ -55,8 +59,10 @@ export class ForwardAttention {
     );
     const blockTables = createBuffer(gpu, 'qwen3_vl_moe/block_tables', maxTokens * maxBlocksPerSeq * 4);
     const contextLens = createBuffer(gpu, 'qwen3_vl_moe/context_lens', maxTokens * 4);
+    const queryStart = createBuffer(gpu, 'qwen3_vl_moe/query_start', (maxTokens + 1) * 4);
     const decode = await AttentionDecode.create(gpu, variant);
-    return new ForwardAttention(gpu, cfg, bufs, step, blockTables, contextLens, decode);
+    const prefill = await AttentionPrefill.create(gpu, variant);
+    return new ForwardAttention(gpu, cfg, bufs, step, blockTables, contextLens, queryStart, decode, prefill);
   }
 
   /** Decode when every sequence runs exactly one new token. */
@@ -64,26 +70,25 @@ export class ForwardAttention {
     return seqs.every((s) => s.queryLen === 1) ? 'decode' : 'prefill';
   }
 
-  /** Writes the query rows' block tables and context lengths (the sequences' checked inputs). */
+  /** Writes the sequences' block tables, context lengths and query starts (already checked by the model). */
   update(seqs: readonly SeqShape[]): void {
     const maxBlocks = this.bufs.limits.maxBlocksPerSeq;
-    const T = seqs.reduce((n, s) => n + s.queryLen, 0);
-    const tables = new Uint32Array(T * maxBlocks);
-    const lens = new Uint32Array(T);
-    let row = 0;
-    for (const s of seqs) {
-      const blocks = s.blockTable.slice(0, Math.min(maxBlocks, s.blockTable.length));
-      for (let j = 0; j < s.queryLen; j++, row++) {
-        tables.set(blocks, row * maxBlocks);
-        lens[row] = s.contextLen - s.queryLen + j + 1;
-      }
-    }
+    const S = seqs.length;
+    const tables = new Uint32Array(S * maxBlocks);
+    const lens = new Uint32Array(S);
+    const starts = new Uint32Array(S + 1);
+    seqs.forEach((s, i) => {
+      tables.set(s.blockTable.slice(0, Math.min(maxBlocks, s.blockTable.length)), i * maxBlocks);
+      lens[i] = s.contextLen;
+      starts[i + 1] = starts[i] + s.queryLen;
+    });
     writeBuffer(this.gpu, this.blockTables, 0, tables);
     writeBuffer(this.gpu, this.contextLens, 0, lens);
-    this.step.update({ numSeqs: T, numTokens: T, maxContextLen: Math.max(...seqs.map((s) => s.contextLen)) });
+    writeBuffer(this.gpu, this.queryStart, 0, starts);
+    this.step.update({ numSeqs: S, numTokens: starts[S], maxContextLen: Math.max(...lens) });
   }
 
-  bind(layer: number, cache: KvCache, _mode: StepMode): Dispatch[] {
+  bind(layer: number, cache: KvCache, mode: StepMode): Dispatch[] {
     const c = this.cfg;
     const layout = {
       qTokenStride: (c.numAttentionHeads + 2 * c.numKeyValueHeads) * c.headDim,
@@ -97,12 +102,16 @@ export class ForwardAttention {
       cache,
       out: this.bufs.attnOut,
     };
-    return [this.decode.bind(bufs, this.step, layout, `layer${layer}/attention`)];
+    if (mode === 'decode') return [this.decode.bind(bufs, this.step, layout, `layer${layer}/attention_decode`)];
+    return [
+      this.prefill.bind({ ...bufs, queryStart: this.queryStart }, this.step, layout, `layer${layer}/attention_prefill`),
+    ];
   }
 
   destroy(): void {
     this.blockTables.destroy();
     this.contextLens.destroy();
+    this.queryStart.destroy();
     this.step.uniform.destroy();
   }
 }
