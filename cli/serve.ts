@@ -4,11 +4,15 @@
 import { existsSync, statSync } from 'node:fs';
 import { ModelError } from '../core/errors.js';
 import { describeScheme, readQuantScheme } from '../loader/quant_scheme.js';
+import { defaultModelDir } from '../models/default_model.js';
 import { buildApp, shutdownApp } from '../server/app.js';
 import { ModelHost } from '../server/model_host.js';
 import { defaultRunnerFactory, type RunnerFactory } from '../server/runner_factory.js';
 import { ServingModel } from '../server/serving_model.js';
 import { type FlagSpec, formatHelp, parseArgs, UsageError } from './args.js';
+
+/** What /v1/models calls the bundled model when no MODEL (and no --served-model-name) is given. */
+const DEFAULT_MODEL_NAME = 'qwen3vlmoe-arith-nvfp4';
 
 const specs: FlagSpec[] = [
   { name: 'model', type: 'string', help: 'checkpoint directory (or give it as the first argument)' },
@@ -74,17 +78,16 @@ export async function runServe(argv: string[], deps: ServeDeps = {}): Promise<nu
     return 0;
   }
   if (positional.length > 1) throw new UsageError(`serve takes one MODEL, got ${positional.join(' ')}`);
-  const modelDir = (flags.model as string | undefined) ?? positional[0];
-  if (modelDir === undefined)
-    throw new UsageError(
-      'serve: no MODEL given (a checkpoint directory); the bundled default model is not part of this build yet',
-    );
+  // No MODEL: the bundled default model (assets/default-model), as `make serve` runs it.
+  const given = (flags.model as string | undefined) ?? positional[0];
+  const modelDir = given ?? defaultModelDir();
+  if (given === undefined) print(`no MODEL given: serving the bundled default model ${modelDir}`);
   if (!existsSync(modelDir) || !statSync(modelDir).isDirectory())
     throw new ModelError('DAWN_ERR_MODEL_FILE_MISSING', `serve: ${modelDir} is not a directory`, {
       hint: 'MODEL is a local checkpoint directory with config.json, *.safetensors and tokenizer.json',
     });
   const num = (name: string) => flags[name] as number;
-  const names = ((flags['served-model-name'] as string | undefined) ?? modelDir)
+  const names = ((flags['served-model-name'] as string | undefined) ?? given ?? DEFAULT_MODEL_NAME)
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
