@@ -21,6 +21,8 @@ export interface AccuracyConfig {
   readonly genMaxTokens: number;
   readonly mcMaxTokens: number;
   readonly concurrency: number;
+  /** Items per task scored untimed before timing starts (pipeline compiles and caches land there, not in Δ wall). */
+  readonly warmup: number;
   /** A text file scored for perplexity (in chunks), or null. */
   readonly pplFile: string | null;
   readonly pplChunkTokens: number;
@@ -76,26 +78,36 @@ async function runCheckpoint(
   const openS = (performance.now() - t0) / 1000;
   try {
     const evals: EvalRun[] = [];
-    for (const { file, items } of sampled) {
-      const modes: (McMode | null)[] = file.kind === 'gen' ? [null] : [...config.mcModes];
-      for (const mode of modes) {
-        const name = mode === null ? file.name : `${file.name} (${mode})`;
-        const rule = config.extract ?? defaultRule(items);
-        const metric = mode === null ? `exact match, extract ${describeRule(rule)}` : mcMetric(mode);
-        const progress = new Progress(`${cp.role} ${name}`, items.length, config.progress);
-        const start = performance.now();
-        const results = await mapPool<TaskItem, ItemResult>(
-          items,
-          config.concurrency,
-          (item) => {
-            if (item.kind === 'gen') return scoreGen(backend, item, rule, config.genMaxTokens);
-            return mode === 'letter' ? scoreMcLetter(backend, item, config.mcMaxTokens) : scoreMcLoglik(backend, item);
-          },
-          () => progress.tick(),
-        );
-        progress.finish();
-        evals.push({ name, metric, results, wallS: (performance.now() - start) / 1000 });
+    const phases = sampled.flatMap(({ file, items }) =>
+      (file.kind === 'gen' ? [null] : [...config.mcModes]).map((mode) => ({ file, items, mode })),
+    );
+    const score = (items: readonly TaskItem[], mode: McMode | null, rule: ExtractRule, onDone?: () => void) =>
+      mapPool<TaskItem, ItemResult>(
+        items,
+        config.concurrency,
+        (item) => {
+          if (item.kind === 'gen') return scoreGen(backend, item, rule, config.genMaxTokens);
+          return mode === 'letter' ? scoreMcLetter(backend, item, config.mcMaxTokens) : scoreMcLoglik(backend, item);
+        },
+        onDone,
+      );
+    if (config.warmup > 0) {
+      const progress = new Progress(`${cp.role} warm-up`, phases.length, config.progress);
+      for (const { items, mode } of phases) {
+        await score(items.slice(0, config.warmup), mode, config.extract ?? defaultRule(items));
+        progress.tick();
       }
+      progress.finish();
+    }
+    for (const { file, items, mode } of phases) {
+      const name = mode === null ? file.name : `${file.name} (${mode})`;
+      const rule = config.extract ?? defaultRule(items);
+      const metric = mode === null ? `exact match, extract ${describeRule(rule)}` : mcMetric(mode);
+      const progress = new Progress(`${cp.role} ${name}`, items.length, config.progress);
+      const start = performance.now();
+      const results = await score(items, mode, rule, () => progress.tick());
+      progress.finish();
+      evals.push({ name, metric, results, wallS: (performance.now() - start) / 1000 });
     }
     const driftRows = await scoreDrift(config, backend, sampled, cp.role);
     const pplRows = pplText === null ? [] : await scorePerplexity(config, backend, pplText, cp.role);

@@ -86,6 +86,8 @@ describe('bench accuracy on the fake runner', () => {
         join(bundledTasksDir(), 'arith-mc.jsonl'),
         '--mc-mode',
         'letter',
+        '--warmup',
+        '3',
         '--max-drop',
         '0',
         '--output',
