@@ -12,8 +12,13 @@ export interface StepLimits {
   maxSeqs: number;
   /** Blocks in one sequence's block table (maxModelLen / 16, rounded up). */
   maxBlocksPerSeq: number;
-  /** Rows one step may ask logits for. */
+  /** Rows one step may read logits back for. */
   maxLogitRows: number;
+}
+
+/** Logit rows one step may compute: a sampled row per sequence, then the rows read back. */
+export function logitRowCapacity(l: StepLimits): number {
+  return l.maxSeqs + l.maxLogitRows;
 }
 
 export class ForwardBuffers {
@@ -34,7 +39,7 @@ export class ForwardBuffers {
   /** lm_head rows: which token rows get logits (u32 per logit row), and the all-zero expert of each tile. */
   readonly logitRows: GPUBuffer;
   readonly logitTiles: GPUBuffer;
-  /** [maxLogitRows, V] f32. */
+  /** [logitRowCapacity, V] f32: sampled rows first, then the rows read back. */
   readonly logits: GPUBuffer;
   private readonly all: GPUBuffer[];
 
@@ -56,9 +61,10 @@ export class ForwardBuffers {
     this.qkv = b('qkv', T * qkvDim * 4);
     this.attnOut = b('attn_out', T * cfg.numAttentionHeads * D * 4);
     this.projOut = b('proj_out', T * H * 4);
-    this.logitRows = b('logit_rows', T * 4);
-    this.logitTiles = b('logit_tiles', T * 4); // zeros: lm_head is "expert" 0 of a one-expert grouped matvec
-    this.logits = b('logits', limits.maxLogitRows * cfg.vocabSize * 4);
+    const R = logitRowCapacity(limits);
+    this.logitRows = b('logit_rows', R * 4);
+    this.logitTiles = b('logit_tiles', R * 4); // zeros: lm_head is "expert" 0 of a one-expert grouped matvec
+    this.logits = b('logits', R * cfg.vocabSize * 4);
     this.all = [
       this.ids,
       this.positions,

@@ -5,12 +5,13 @@
 // and reads back only the logits.
 import { ModelError } from '../../core/errors.js';
 import { TokenStep } from '../../kernels/attention_step.js';
-import { readF32, writeBuffer } from '../../kernels/gpu/buffers.js';
+import { readBuffer, readF32, writeBuffer } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import type { Dispatch } from '../../kernels/gpu/dispatch.js';
 import { embeddingTableFromBuffer, type EmbeddingTable } from '../../kernels/embedding.js';
 import { createKvCache, KV_BLOCK_SIZE, type KvCache, type KvDtype, SLOT_SKIP } from '../../kernels/kv_cache.js';
 import type { GemmPath } from '../../kernels/matmul_gemm.js';
+import { type SampleResult, type SampleRow, Sampling, type SamplingBinding } from '../../kernels/sampling.js';
 import type { UploadOptions } from '../../loader/upload.js';
 import type { Qwen3VlMoeConfig } from './config.js';
 import { ForwardAttention, type StepMode } from './forward_attention.js';
@@ -47,8 +48,10 @@ export interface SeqStep {
   blockTable: readonly number[];
   /** Tokens in the cache after this step (attention length). */
   contextLen: number;
-  /** Which of its new tokens get logits; default: the request's `logits`. */
+  /** Which of its new tokens' logits are read back; default: the request's `logits`. */
   logits?: LogitRows;
+  /** Sample the token after its last new token on the GPU with these parameters (only the result is read back). */
+  sample?: SampleRow;
 }
 
 /** 'last': the last new token (the next-token distribution); 'all': every new token; 'none': no logits. */
@@ -56,16 +59,18 @@ export type LogitRows = 'last' | 'all' | 'none';
 
 export interface ForwardRequest {
   seqs: readonly SeqStep[];
-  /** Which rows get logits for sequences that do not say (default 'last'). */
+  /** Which rows' logits are read back for sequences that do not say (default 'last', 'none' when sampling). */
   logits?: LogitRows;
   /** Also read back the residual stream after the embedding and after each layer, and the final normed rows. */
   captureHidden?: boolean;
 }
 
 export interface ForwardResult {
-  /** [rows, V] f32, rows in token order (sequence by sequence). */
+  /** [rows, V] f32 of the rows read back, in token order (sequence by sequence). */
   logits: Float32Array;
   rows: number;
+  /** Per sequence: its sampled token (and logprobs), or null where it asked for none. */
+  samples: (SampleResult | null)[];
   /** With captureHidden: [embeddings, layer 0 … layer L−1 outputs, final normed], each [T, H]. */
   hidden?: Float32Array[];
 }
@@ -86,6 +91,7 @@ export class Qwen3VlMoeModel {
     private readonly weights: ModelWeights,
     private readonly inputs: GraphInputs,
     private readonly attention: ForwardAttention,
+    private readonly sampler: SamplingBinding,
   ) {}
 
   get vocabSize(): number {
@@ -125,7 +131,19 @@ export class Qwen3VlMoeModel {
       const attention = await ForwardAttention.create(gpu, cfg, kvDtype, bufs, maxModelLen);
       const table: EmbeddingTable = embeddingTableFromBuffer(gpu, weights.embed.buffer, cfg.vocabSize, cfg.hiddenSize);
       const inputs: GraphInputs = { gpu, cfg, weights, kernels, bufs, table, caches, step, attention };
-      return new Qwen3VlMoeModel(gpu, weights.config, numKvBlocks, maxModelLen, limits, weights, inputs, attention);
+      // The sampler reads logits rows 0..n-1: the sampled rows come first in every step's logit rows.
+      const sampler = (await Sampling.create(gpu)).bind(bufs.logits, { maxRows: maxSeqs, vocabSize: cfg.vocabSize });
+      return new Qwen3VlMoeModel(
+        gpu,
+        weights.config,
+        numKvBlocks,
+        maxModelLen,
+        limits,
+        weights,
+        inputs,
+        attention,
+        sampler,
+      );
     } catch (err) {
       weights.release();
       throw err;
@@ -137,7 +155,11 @@ export class Qwen3VlMoeModel {
   }
 
   /** Checks the request and writes the step's inputs; returns T and the logit rows. */
-  private writeInputs(req: ForwardRequest): { T: number; rows: number[]; mode: StepMode } {
+  /**
+   * Checks the request and writes the step's inputs. Logit rows: first each sampling sequence's last token (the
+   * sampler reads logits rows 0..numSampled-1), then the rows read back.
+   */
+  private writeInputs(req: ForwardRequest): { T: number; numSampled: number; rows: number[]; mode: StepMode } {
     const { seqs } = req;
     const lim = this.limits;
     const V = this.vocabSize;
@@ -148,6 +170,8 @@ export class Qwen3VlMoeModel {
     const pos = new Uint32Array(3 * T);
     const slots = new Uint32Array(T);
     const rows: number[] = [];
+    const sampled: number[] = [];
+    const sampleRows: SampleRow[] = [];
     let t0 = 0;
     seqs.forEach((s, i) => {
       const n = s.tokenIds.length;
@@ -178,19 +202,25 @@ export class Qwen3VlMoeModel {
           this.fail(`sequence ${i}: slot ${slot} is outside the cache`);
         slots[t0 + j] = slot;
       }
-      const which = s.logits ?? req.logits ?? 'last';
+      const which = s.logits ?? (s.sample ? 'none' : (req.logits ?? 'last'));
       if (which === 'all') for (let j = 0; j < n; j++) rows.push(t0 + j);
       else if (which === 'last') rows.push(t0 + n - 1);
+      if (s.sample) {
+        sampled.push(t0 + n - 1);
+        sampleRows.push(s.sample);
+      }
       t0 += n;
     });
     if (rows.length > lim.maxLogitRows)
       this.fail(`${rows.length} logit rows, the model was loaded for ${lim.maxLogitRows}`);
+    this.sampler.setRows(sampleRows);
     const gpu = this.gpu;
     const b = this.inputs.bufs;
     writeBuffer(gpu, b.ids, 0, ids);
     writeBuffer(gpu, b.positions, 0, pos);
     writeBuffer(gpu, b.slotMapping, 0, slots);
-    if (rows.length) writeBuffer(gpu, b.logitRows, 0, Uint32Array.from(rows));
+    const allRows = [...sampled, ...rows];
+    if (allRows.length) writeBuffer(gpu, b.logitRows, 0, Uint32Array.from(allRows));
     const shapes = seqs.map((s) => ({
       queryLen: s.tokenIds.length,
       contextLen: s.contextLen,
@@ -198,7 +228,7 @@ export class Qwen3VlMoeModel {
     }));
     this.attention.update(shapes);
     this.inputs.step.update(T);
-    return { T, rows, mode: ForwardAttention.modeOf(shapes) };
+    return { T, numSampled: sampled.length, rows, mode: ForwardAttention.modeOf(shapes) };
   }
 
   private async graphFor(T: number, R: number, mode: StepMode): Promise<StepGraph> {
@@ -216,8 +246,8 @@ export class Qwen3VlMoeModel {
 
   async forward(req: ForwardRequest): Promise<ForwardResult> {
     if (this.released) this.fail('the model was released');
-    const { T, rows, mode } = this.writeInputs(req);
-    const graph = await this.graphFor(T, rows.length, mode);
+    const { T, numSampled, rows, mode } = this.writeInputs(req);
+    const graph = await this.graphFor(T, numSampled + rows.length, mode);
     const gpu = this.gpu;
     const b = this.inputs.bufs;
     const H = this.config.text.hiddenSize;
@@ -227,6 +257,7 @@ export class Qwen3VlMoeModel {
     if (!req.captureHidden) {
       const pass = encoder.beginComputePass({ label: 'qwen3_vl_moe/step' });
       for (const stage of stages) for (const d of stage) d.encode(pass);
+      this.sampler.encode(pass);
       pass.end();
     } else {
       // Debug path: one pass per stage, the residual stream copied out between them.
@@ -234,6 +265,7 @@ export class Qwen3VlMoeModel {
       for (const [i, stage] of stages.entries()) {
         const pass = encoder.beginComputePass({ label: `qwen3_vl_moe/stage${i}` });
         for (const d of stage) d.encode(pass);
+        if (i === stages.length - 1) this.sampler.encode(pass);
         pass.end();
         const copy = gpu.device.createBuffer({
           label: `qwen3_vl_moe/capture${i}`,
@@ -245,9 +277,18 @@ export class Qwen3VlMoeModel {
       }
     }
     gpu.queue.submit([encoder.finish()]);
-    const logits = rows.length ? await readF32(gpu, b.logits, rows.length * this.vocabSize) : new Float32Array(0);
-    if (!rows.length) await gpu.sync('qwen3_vl_moe/step');
-    const out: ForwardResult = { logits, rows: rows.length };
+    const V = this.vocabSize;
+    const samples = await this.sampler.read();
+    const logits = rows.length
+      ? new Float32Array(await readBuffer(gpu, b.logits, numSampled * V * 4, rows.length * V * 4))
+      : new Float32Array(0);
+    if (!rows.length && !numSampled) await gpu.sync('qwen3_vl_moe/step');
+    let next = 0;
+    const out: ForwardResult = {
+      logits,
+      rows: rows.length,
+      samples: req.seqs.map((s) => (s.sample ? samples[next++] : null)),
+    };
     if (hidden) {
       out.hidden = [];
       for (const buf of hidden) {
@@ -270,6 +311,7 @@ export class Qwen3VlMoeModel {
     this.inputs.step.uniform.destroy();
     this.attention.destroy();
     this.inputs.kernels.destroy();
+    this.sampler.destroy();
     this.weights.release();
   }
 }

@@ -1,6 +1,7 @@
 // Drives the GPU model the way the engine will: each sequence owns a fixed run of KV blocks, a step is its new
 // tokens with consecutive positions and the slots they land in.
 import { KV_BLOCK_SIZE } from '../../kernels/kv_cache.js';
+import type { SampleRow } from '../../kernels/sampling.js';
 import type { Qwen3VlMoeModel, SeqStep } from '../../models/qwen3_vl_moe/model.js';
 import { argmax } from './qwen3_vl_moe_reference.js';
 
@@ -34,15 +35,40 @@ export class TestSeq {
   }
 }
 
-/** Prefill `prompt`, then decode greedily `count` tokens, one step each. */
-export async function gpuGreedy(model: Qwen3VlMoeModel, seq: TestSeq, prompt: readonly number[], count: number) {
-  const V = model.vocabSize;
+export function greedyRow(step: number): SampleRow {
+  return {
+    temperature: 0,
+    topK: null,
+    topP: 1,
+    minP: 0,
+    repetitionPenalty: 1,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    seed: 0,
+    step,
+    numLogprobs: null,
+  };
+}
+
+/**
+ * Prefill `prompt`, then decode greedily `count` tokens, one step each: the argmax of the logits read back, or with
+ * `gpuSampling` the GPU sampler's greedy pick (the logits are read back too and their argmax must agree).
+ */
+export async function gpuGreedy(
+  model: Qwen3VlMoeModel,
+  seq: TestSeq,
+  prompt: readonly number[],
+  count: number,
+  gpuSampling = false,
+) {
   const out: number[] = [];
   let next = prompt;
   for (let i = 0; i < count; i++) {
-    const { logits } = await model.forward({ seqs: [seq.step(next)] });
+    const step = seq.step(next);
+    const r = await model.forward({ seqs: [gpuSampling ? { ...step, sample: greedyRow(i), logits: 'last' } : step] });
     seq.advance(next.length);
-    const id = argmax(logits.subarray(0, V));
+    const id = gpuSampling ? r.samples[0]!.tokenId : argmax(r.logits);
+    if (argmax(r.logits) !== id) throw new Error(`GPU greedy sample ${id}, logits argmax ${argmax(r.logits)}`);
     out.push(id);
     next = [id];
   }
