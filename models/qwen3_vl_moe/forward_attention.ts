@@ -5,7 +5,7 @@
 // Both read q in place from the fused qkv rows and write [T, Hq·D].
 import { AttentionDecode } from '../../kernels/attention_decode.js';
 import { AttentionPrefill } from '../../kernels/attention_prefill.js';
-import { AttentionStep } from '../../kernels/attention_step.js';
+import { AttentionStep, MAX_PARTITION_SIZE } from '../../kernels/attention_step.js';
 import { createBuffer, writeBuffer } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import type { Dispatch } from '../../kernels/gpu/dispatch.js';
@@ -14,6 +14,12 @@ import type { Qwen3VlMoeTextConfig } from './config.js';
 import type { ForwardBuffers } from './forward_buffers.js';
 
 export type StepMode = 'decode' | 'prefill';
+
+/** Decode split-K partitions of 256 tokens, longer for long contexts so there are at most 64 (partial scratch). */
+export function decodePartitionSize(maxContextLen: number): number {
+  const size = Math.ceil(maxContextLen / 64 / 16) * 16;
+  return Math.min(MAX_PARTITION_SIZE, Math.max(256, size));
+}
 
 export interface SeqShape {
   queryLen: number;
@@ -27,11 +33,11 @@ export class ForwardAttention {
     private readonly cfg: Qwen3VlMoeTextConfig,
     private readonly bufs: ForwardBuffers,
     private readonly step: AttentionStep,
-    /** u32 [maxTokens, maxBlocksPerSeq]: one row per sequence. */
+    /** u32 [maxSeqs, maxBlocksPerSeq]: one row per sequence. */
     private readonly blockTables: GPUBuffer,
-    /** u32 [maxTokens]: cached + new tokens of each sequence. */
+    /** u32 [maxSeqs]: cached + new tokens of each sequence. */
     private readonly contextLens: GPUBuffer,
-    /** u32 [maxTokens + 1]: sequence s owns query rows [queryStart[s], queryStart[s + 1]) (prefill). */
+    /** u32 [maxSeqs + 1]: sequence s owns query rows [queryStart[s], queryStart[s + 1]) (prefill). */
     private readonly queryStart: GPUBuffer,
     private readonly decode: AttentionDecode,
     private readonly prefill: AttentionPrefill,
@@ -50,16 +56,15 @@ export class ForwardAttention {
       headDim: cfg.headDim,
       dtype,
     };
-    const { maxTokens, maxBlocksPerSeq } = bufs.limits;
-    // Sequences per step are bounded by the tokens: a decode step of maxTokens sequences is allowed.
+    const { maxSeqs, maxTokens, maxBlocksPerSeq } = bufs.limits;
     const step = new AttentionStep(
       gpu,
-      { maxSeqs: maxTokens, maxTokens, maxContextLen },
+      { maxSeqs, maxTokens, maxContextLen, partitionSize: decodePartitionSize(maxContextLen) },
       'qwen3_vl_moe/attention_step',
     );
-    const blockTables = createBuffer(gpu, 'qwen3_vl_moe/block_tables', maxTokens * maxBlocksPerSeq * 4);
-    const contextLens = createBuffer(gpu, 'qwen3_vl_moe/context_lens', maxTokens * 4);
-    const queryStart = createBuffer(gpu, 'qwen3_vl_moe/query_start', (maxTokens + 1) * 4);
+    const blockTables = createBuffer(gpu, 'qwen3_vl_moe/block_tables', maxSeqs * maxBlocksPerSeq * 4);
+    const contextLens = createBuffer(gpu, 'qwen3_vl_moe/context_lens', maxSeqs * 4);
+    const queryStart = createBuffer(gpu, 'qwen3_vl_moe/query_start', (maxSeqs + 1) * 4);
     const decode = await AttentionDecode.create(gpu, variant);
     const prefill = await AttentionPrefill.create(gpu, variant);
     return new ForwardAttention(gpu, cfg, bufs, step, blockTables, contextLens, queryStart, decode, prefill);

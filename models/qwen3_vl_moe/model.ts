@@ -22,8 +22,8 @@ import { loadModelWeights, type ModelWeights } from './model_load.js';
 export interface Qwen3VlMoeLoadOptions {
   /** KV cache element type: bf16 (default), fp8e4m3, or f32 (tests: no storage rounding). */
   kvDtype?: KvDtype;
-  /** KV blocks of 16 tokens per layer (default 256). */
-  numKvBlocks?: number;
+  /** KV blocks of 16 tokens per layer (default 256), or a rule given the uploaded weights' bytes. */
+  numKvBlocks?: number | ((loaded: { weightBytes: number; config: Qwen3VlMoeConfig }) => number);
   /** New tokens one forward may run, all sequences together (default 256). */
   maxTokens?: number;
   /** Sequences one forward may run (default 16). */
@@ -98,11 +98,34 @@ export class Qwen3VlMoeModel {
     return this.config.text.vocabSize;
   }
 
+  /** The checkpoint format as the loader described it. */
+  get format(): string {
+    return this.weights.format;
+  }
+
+  /** Weight bytes on the GPU and the upload time. */
+  get weightBytes(): number {
+    return this.weights.gpuBytes;
+  }
+
+  get loadMs(): number {
+    return this.weights.loadMs;
+  }
+
   static async load(gpu: Gpu, dir: string, opts: Qwen3VlMoeLoadOptions = {}): Promise<Qwen3VlMoeModel> {
     const weights = await loadModelWeights(gpu, dir, opts.upload);
     try {
       const cfg = weights.config.text;
-      const numKvBlocks = opts.numKvBlocks ?? 256;
+      const blocksOpt = opts.numKvBlocks ?? 256;
+      const numKvBlocks =
+        typeof blocksOpt === 'number'
+          ? blocksOpt
+          : blocksOpt({ weightBytes: weights.gpuBytes, config: weights.config });
+      if (!(Number.isInteger(numKvBlocks) && numKvBlocks >= 1))
+        throw new ModelError(
+          'DAWN_ERR_MODEL_CONFIG',
+          `qwen3_vl_moe: numKvBlocks ${numKvBlocks} must be an integer ≥ 1`,
+        );
       const maxModelLen = opts.maxModelLen ?? Math.min(cfg.maxPositionEmbeddings, numKvBlocks * KV_BLOCK_SIZE);
       const maxSeqs = opts.maxSeqs ?? 16;
       const limits = {

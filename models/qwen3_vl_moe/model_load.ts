@@ -37,8 +37,11 @@ export interface ModelWeights {
   layers: LayerWeights[];
   norm: GPUBuffer;
   lmHead: GpuWeight;
-  /** What the forward reads per decoded token (weights of top-k experts only), for logs and benchmarks. */
+  /** The checkpoint's format as the loader described it, e.g. "NVFP4 (ModelOpt ...)". */
   format: string;
+  /** Bytes uploaded to the GPU, and how long the upload took. */
+  gpuBytes: number;
+  loadMs: number;
   release(): void;
 }
 
@@ -95,6 +98,8 @@ export async function loadModelWeights(gpu: Gpu, dir: string, opts: UploadOption
       norm: f32Dense(up, `${textPrefix}.norm.weight`),
       lmHead,
       format: up.format,
+      gpuBytes: up.gpuBytes,
+      loadMs: up.loadMs,
       release() {
         up.destroy();
         for (const w of stacked) destroyWeight(w);

@@ -8,6 +8,7 @@ import { LLMEngine } from '../../engine/engine.js';
 import type { RequestOutputEvent } from '../../engine/request.js';
 import { createSamplingParams, type SamplingParamsInput } from '../../engine/sampling_params.js';
 import { Qwen3VlMoeRunner } from '../../models/qwen3_vl_moe/model_runner.js';
+import { loadRunner } from '../../models/qwen3_vl_moe/runner.js';
 import { findFixture } from '../helpers/fixtures.js';
 import { gpuOrSkip } from '../helpers/gpu.js';
 import { loadReferenceWeights, referenceForward } from './qwen3_vl_moe_reference.js';
@@ -87,5 +88,43 @@ describe.skipIf(!gpu || !dir)('Qwen3-VL-MoE runner under the engine (bf16)', { t
       expect(got.top.length).toBe(2);
       expect(Math.abs(got.top[0].logprob - (max - lse))).toBeLessThanOrEqual(1e-3);
     }
+  });
+});
+
+describe.skipIf(!gpu || !dir)('loadRunner (what serve loads)', { timeout }, () => {
+  const options = {
+    modelDir: dir!,
+    maxModelLen: null,
+    maxNumSeqs: 4,
+    maxNumBatchedTokens: 64,
+    gpuMemoryUtilization: 0.9,
+    dtype: 'auto',
+    quantization: 'auto',
+    kvCacheDtype: 'auto',
+    device: null,
+  };
+
+  it('loads the checkpoint with the serve flags and reports what it loaded', async () => {
+    const lines: string[] = [];
+    const loaded = await loadRunner({ ...options, onProgress: (l) => lines.push(l) });
+    try {
+      expect(loaded.format).toMatch(/unquantized/);
+      expect(loaded.runner.vocabSize).toBe(2048);
+      expect(loaded.runner.blockSize).toBe(16);
+      expect(loaded.runner.numKvBlocks).toBe(256); // the software-adapter pool
+      expect(loaded.runner.maxModelLen).toBe(4096);
+      expect(lines).toEqual(loaded.loadSummary);
+      expect(loaded.loadSummary.join('\n')).toMatch(/KV cache: 256 blocks/);
+    } finally {
+      await loaded.runner.release();
+    }
+  });
+
+  it('refuses flags it cannot honour, naming them', async () => {
+    await expect(loadRunner({ ...options, kvCacheDtype: 'int4' })).rejects.toThrow(/--kv-cache-dtype int4/);
+    await expect(loadRunner({ ...options, dtype: 'float16' })).rejects.toThrow(/--dtype float16/);
+    await expect(loadRunner({ ...options, quantization: 'modelopt' })).rejects.toThrow(
+      /--quantization modelopt: .* is unquantized/,
+    );
   });
 });

@@ -1,0 +1,101 @@
+// What `serve` loads (server/runner_factory.ts: loadRunner(options) → LoadedRunner): opens the GPU, maps the serve
+// flags onto the model's options, sizes the KV pool with the engine's rule (engine/kv_budget.ts) and loads the
+// Qwen3-VL-MoE runner. WebGPU does not report device memory: a software adapter gets a fixed pool, hardware uses
+// DAWNLLM_GPU_MEMORY_GIB (default 24 GiB, a safe floor for the GPUs we target; set it to use more of an H100).
+import { ModelError } from '../../core/errors.js';
+import { formatBytes, formatDuration } from '../../core/format.js';
+import { kvBudget } from '../../engine/kv_budget.js';
+import { openGpu } from '../../kernels/gpu/device.js';
+import { KV_BLOCK_SIZE, type KvDtype, kvBytesPerElement } from '../../kernels/kv_cache.js';
+import type { LoadedRunner, RunnerLoadOptions } from '../../server/runner_factory.js';
+import type { Qwen3VlMoeConfig } from './config.js';
+import { Qwen3VlMoeRunner } from './model_runner.js';
+
+/** KV blocks on a software adapter (lavapipe): 4096 tokens, enough for tests and the bundled small models. */
+const SOFTWARE_KV_BLOCKS = 256;
+const DEFAULT_GPU_MEMORY_GIB = 24;
+
+export function kvDtypeOf(flag: string): KvDtype {
+  if (flag === 'auto' || flag === 'bf16' || flag === 'bfloat16') return 'bf16';
+  if (flag === 'fp8' || flag === 'fp8_e4m3') return 'fp8e4m3';
+  throw new ModelError('DAWN_ERR_MODEL_OPTION', `--kv-cache-dtype ${flag}: expected auto, bf16, fp8 or fp8_e4m3`);
+}
+
+function checkDtype(flag: string): void {
+  // Activations are f32 in every kernel; weights stay as the checkpoint stores them.
+  if (!['auto', 'bfloat16', 'float32'].includes(flag))
+    throw new ModelError('DAWN_ERR_MODEL_OPTION', `--dtype ${flag}: expected auto, bfloat16 or float32`, {
+      hint: 'the forward computes activations in f32; weights keep the checkpoint dtype',
+    });
+}
+
+/** Activation scratch of the largest step, estimated from the buffer sizes the forward allocates. */
+function activationBytes(c: Qwen3VlMoeConfig, maxTokens: number, maxSeqs: number): number {
+  const t = c.text;
+  const perToken =
+    4 *
+    (3 * t.hiddenSize +
+      (t.numAttentionHeads + 2 * t.numKeyValueHeads) * t.headDim +
+      t.numAttentionHeads * t.headDim +
+      t.numExpertsPerTok * (3 * t.moeIntermediateSize + t.hiddenSize + 2));
+  const logits = (maxSeqs + maxTokens) * t.vocabSize * 4;
+  return maxTokens * perToken + logits + 64 * 2 ** 20;
+}
+
+export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
+  checkDtype(o.dtype);
+  const kvDtype = kvDtypeOf(o.kvCacheDtype);
+  const gpu = await openGpu({ adapterName: o.device ?? undefined });
+  const maxTokens = Math.max(o.maxNumBatchedTokens, o.maxNumSeqs);
+  let budgetLine = '';
+  try {
+    const runner = await Qwen3VlMoeRunner.create(gpu, o.modelDir, {
+      kvDtype,
+      maxSeqs: o.maxNumSeqs,
+      maxTokens,
+      maxModelLen: o.maxModelLen ?? undefined,
+      numKvBlocks: ({ weightBytes, config }) => {
+        const t = config.text;
+        const layout = {
+          numLayers: t.numHiddenLayers,
+          numKvHeads: t.numKeyValueHeads,
+          headDim: t.headDim,
+          blockSize: KV_BLOCK_SIZE,
+          bytesPerElement: kvBytesPerElement[kvDtype],
+        };
+        if (gpu.caps.adapter.isSoftware) {
+          budgetLine = `KV cache: ${SOFTWARE_KV_BLOCKS} blocks (software adapter default)`;
+          return SOFTWARE_KV_BLOCKS;
+        }
+        const gib = Number(process.env.DAWNLLM_GPU_MEMORY_GIB ?? DEFAULT_GPU_MEMORY_GIB);
+        const b = kvBudget({
+          layout,
+          totalMemoryBytes: gib * 2 ** 30,
+          gpuMemoryUtilization: o.gpuMemoryUtilization,
+          weightBytes,
+          activationBytes: activationBytes(config, maxTokens, o.maxNumSeqs),
+          maxBindingBytes: gpu.caps.maxStorageBufferBindingSize,
+        });
+        budgetLine = `KV cache: ${b.numBlocks} blocks (${b.numBlocks * KV_BLOCK_SIZE} tokens, ${kvDtype}), limited by ${b.limitedBy}`;
+        return b.numBlocks;
+      },
+    });
+    const m = runner.model;
+    if (o.quantization !== 'auto' && !m.format.toLowerCase().includes(o.quantization.toLowerCase())) {
+      await runner.release();
+      throw new ModelError('DAWN_ERR_MODEL_OPTION', `--quantization ${o.quantization}: ${o.modelDir} is ${m.format}`, {
+        hint: 'use --quantization auto to serve whatever the checkpoint holds',
+      });
+    }
+    const loadSummary = [
+      `weights: ${formatBytes(m.weightBytes)} on the GPU (${m.format}), uploaded in ${formatDuration(m.loadMs)}`,
+      budgetLine,
+      `max model len ${m.maxModelLen}, up to ${o.maxNumSeqs} sequences and ${maxTokens} tokens per step`,
+    ];
+    for (const line of loadSummary) o.onProgress?.(line);
+    return { runner, format: m.format, loadSummary };
+  } catch (err) {
+    gpu.destroy();
+    throw err;
+  }
+}
