@@ -15,6 +15,8 @@ export interface MoeBlockHost {
   router: ArrayLike<number>; // [E, H]
   gateUp: ArrayLike<number>; // [E, 2I, H], gate rows first
   down: ArrayLike<number>; // [E, H, I]
+  gateUpPreScale?: ArrayLike<number>; // [E, H]: x · s before gate_up (ModelOpt NVFP4_AWQ pre_quant_scale)
+  downPreScale?: ArrayLike<number>; // [E, I]: act · s before down
 }
 
 export interface MoeBlockRef {
@@ -75,6 +77,7 @@ export function moeBlockRef(
     for (let j = 0; j < k; j++) {
       const e = chosen[t * k + j];
       const wj = weights[t * k + j];
+      const xs = xt.map((v, h) => v * (m.gateUpPreScale ? m.gateUpPreScale[e * H + h] : 1));
       for (let i = 0; i < I; i++) {
         let g = 0;
         let u = 0;
@@ -83,10 +86,10 @@ export function moeBlockRef(
         const gRow = (e * 2 * I + i) * H;
         const uRow = (e * 2 * I + I + i) * H;
         for (let h = 0; h < H; h++) {
-          g += xt[h] * m.gateUp[gRow + h];
-          u += xt[h] * m.gateUp[uRow + h];
-          ga += Math.abs(xt[h] * m.gateUp[gRow + h]);
-          ua += Math.abs(xt[h] * m.gateUp[uRow + h]);
+          g += xs[h] * m.gateUp[gRow + h];
+          u += xs[h] * m.gateUp[uRow + h];
+          ga += Math.abs(xs[h] * m.gateUp[gRow + h]);
+          ua += Math.abs(xs[h] * m.gateUp[uRow + h]);
         }
         const sg = silu(g);
         a[i] = sg * u;
@@ -99,9 +102,10 @@ export function moeBlockRef(
         let yd = 0;
         const row = (e * H + h) * I;
         for (let i = 0; i < I; i++) {
-          y += a[i] * m.down[row + i];
-          ya += Math.abs(a[i] * m.down[row + i]);
-          yd += da[i] * Math.abs(m.down[row + i]);
+          const s = m.downPreScale ? m.downPreScale[e * I + i] : 1;
+          y += a[i] * s * m.down[row + i];
+          ya += Math.abs(a[i] * s * m.down[row + i]);
+          yd += da[i] * Math.abs(s * m.down[row + i]);
         }
         out[t * H + h] += wj * y;
         bound[t * H + h] +=

@@ -35,6 +35,7 @@ function makeModel(
   I: number,
   norm: boolean,
   salt = 0,
+  preScale = false,
 ): Model {
   const seed = E * 31 + k * 7 + H + I + salt * 1009;
   const router = randomHostWeight('bf16', E, H, { seed });
@@ -42,11 +43,13 @@ function makeModel(
     numExperts: E,
     numRowGroups: format === 'nvfp4' ? 2 : undefined,
     scaleBlock: format === 'fp8' ? [16, 32] : undefined,
+    preScale,
     seed: seed + 1,
   });
   const down = randomHostWeight(format, H, I, {
     numExperts: E,
     scaleBlock: format === 'fp8' ? [16, 32] : undefined,
+    preScale,
     seed: seed + 2,
   });
   return {
@@ -59,6 +62,8 @@ function makeModel(
       router: dequantHostWeight(router),
       gateUp: dequantHostWeight(gateUp),
       down: dequantHostWeight(down),
+      gateUpPreScale: gateUp.preScale,
+      downPreScale: down.preScale,
     },
     weights: {
       router: uploadHostWeight(g, 'mlp.gate', router),
@@ -194,6 +199,12 @@ describe.skipIf(!gpu)('moe_block', () => {
     const m = makeModel(g, 'nvfp4', 128, 8, 48, 32, true);
     await check(m, { T: 1, maxTokens: 40, maxDecodeTokens: 1, inPlace: true, path: 'decode' });
     await check(m, { T: 40, maxTokens: 40, maxDecodeTokens: 1, inPlace: true, path: 'prefill' });
+  });
+
+  it('AWQ preScale weights: decode (matvec down fallback) and prefill', async () => {
+    const m = makeModel(g, 'nvfp4', 8, 2, 32, 32, true, 3, true);
+    await check(m, { T: 3, maxTokens: 5, maxDecodeTokens: 3, inPlace: true, path: 'decode', fusedDown: false });
+    await check(m, { T: 5, maxTokens: 5, maxDecodeTokens: 1, inPlace: true, path: 'prefill' });
   });
 
   it('two layers share one scratch in one pass (decode T = 2, then prefill T = 40)', async () => {
