@@ -79,12 +79,15 @@ const GATHER = 32u;
 override WG: u32 = 256; // a power of two
 override CHUNK: u32 = 4096;
 
-var<workgroup> red: array<f32, 8 * WG>;
 var<workgroup> red_u: array<u32, WG>;
 var<workgroup> red_v: array<f32, WG>;
-var<workgroup> red16: array<f32, 16 * WG>; // step's sums (scan uses `red`)
-var<workgroup> tot: array<f32, 16>;
-var<workgroup> best: vec2u;
+var<workgroup> red16: array<f32, 16 * WG>;
+var<workgroup> sc_x: array<f32, WG>; // scan's tree: argmax of x, race winner, max and sum-exp of y
+var<workgroup> sc_a: array<u32, WG>;
+var<workgroup> sc_r: array<f32, WG>;
+var<workgroup> sc_i: array<u32, WG>;
+var<workgroup> sc_m: array<f32, WG>;
+var<workgroup> sc_s: array<f32, WG>;
 var<workgroup> gather_n: atomic<u32>;
 var<workgroup> gather_i: array<u32, GATHER>;
 var<workgroup> gather_v: array<f32, GATHER>;
@@ -155,55 +158,6 @@ fn survives_min_p(row: Row, x: f32, m: f32) -> bool {
 }
 
 // ---- workgroup reductions (call in uniform control flow) -------------------------------------------------------
-
-/** Max of (v, idx) over the workgroup, lowest idx on ties, NONE idx = empty; returns (bits of v, idx). */
-fn reduce_argmax(v: f32, idx: u32) -> vec2u {
-  workgroupBarrier();
-  red[lid] = v;
-  red_u[lid] = idx;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let ov = red[lid + s];
-      let oi = red_u[lid + s];
-      let mi = red_u[lid];
-      if (oi != NONE && (mi == NONE || ov > red[lid] || (ov == red[lid] && oi < mi))) {
-        red[lid] = ov;
-        red_u[lid] = oi;
-      }
-    }
-    workgroupBarrier();
-  }
-  if (lid == 0u) {
-    best = vec2u(bitcast<u32>(red[0]), red_u[0]);
-  }
-  return workgroupUniformLoad(&best);
-}
-
-/** Elementwise sums of 16 per-thread values over the workgroup (two halves of 8 through `red`). */
-fn reduce_sums(sums: array<f32, 16>) -> array<f32, 16> {
-  for (var h = 0u; h < 2u; h++) {
-    workgroupBarrier();
-    for (var k = 0u; k < 8u; k++) {
-      red[k * WG + lid] = sums[h * 8u + k];
-    }
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (lid < s) {
-        for (var k = 0u; k < 8u; k++) {
-          red[k * WG + lid] += red[k * WG + lid + s];
-        }
-      }
-      workgroupBarrier();
-    }
-    if (lid == 0u) {
-      for (var k = 0u; k < 8u; k++) {
-        tot[h * 8u + k] = red[k * WG];
-      }
-    }
-  }
-  return workgroupUniformLoad(&tot);
-}
 
 // ---- threshold search ------------------------------------------------------------------------------------------
 
@@ -400,14 +354,33 @@ fn scan(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       }
     }
   }
-  let a = reduce_argmax(mx, ax);
-  let rc = reduce_argmax(rk, ri);
-  let ym = bitcast<f32>(reduce_argmax(my, 0u).x);
-  var s: array<f32, 16>;
-  s[0] = sy * exp(my - ym);
-  let st = reduce_sums(s);
+  // One tree over the three results (each barrier site costs lavapipe seconds of compile time).
+  sc_x[lid] = mx;
+  sc_a[lid] = ax;
+  sc_r[lid] = rk;
+  sc_i[lid] = ri;
+  sc_m[lid] = my;
+  sc_s[lid] = sy;
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid < s) {
+      let o = lid + s;
+      if (sc_a[o] != NONE && (sc_a[lid] == NONE || sc_x[o] > sc_x[lid] || (sc_x[o] == sc_x[lid] && sc_a[o] < sc_a[lid]))) {
+        sc_x[lid] = sc_x[o];
+        sc_a[lid] = sc_a[o];
+      }
+      if (sc_i[o] != NONE && (sc_i[lid] == NONE || sc_r[o] > sc_r[lid] || (sc_r[o] == sc_r[lid] && sc_i[o] < sc_i[lid]))) {
+        sc_r[lid] = sc_r[o];
+        sc_i[lid] = sc_i[o];
+      }
+      let m2 = max(sc_m[lid], sc_m[o]);
+      sc_s[lid] = sc_s[lid] * exp(sc_m[lid] - m2) + sc_s[o] * exp(sc_m[o] - m2);
+      sc_m[lid] = m2;
+    }
+  }
+  workgroupBarrier();
   if (lid == 0u) {
-    partials[r * g.num_chunks + c] = Partial(bitcast<f32>(a.x), a.y, ym, st[0], bitcast<f32>(rc.x), rc.y, 0u, 0u);
+    partials[r * g.num_chunks + c] = Partial(sc_x[0], sc_a[0], sc_m[0], sc_s[0], sc_r[0], sc_i[0], 0u, 0u);
   }
 }
 

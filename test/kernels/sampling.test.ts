@@ -2,7 +2,7 @@
 // Tokens must be identical: the inputs keep every threshold (top-k count, top-p mass, min_p ratio) and every race
 // far from a tie compared with f32 rounding, so f32 vs f64 cannot flip a decision. Logprobs: |gpu - ref| ≤ 1e-4
 // (f32 logits of magnitude ≤ ~10 after temperature, log-sum-exp over ≤ 151936 terms in f32).
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, readBuffer, writeBuffer } from '../../kernels/gpu/buffers.js';
 import { runDispatches } from '../../kernels/gpu/dispatch.js';
 import { keptTokensRef, sampleRef } from '../../kernels/reference/sampling.js';
@@ -66,6 +66,12 @@ describe.skipIf(!gpu)('sampling', () => {
     }
     return e;
   };
+  // lavapipe compiles a pipeline at its first dispatch, and these take it long (minutes with a cold shader cache on
+  // a busy machine): run every entry point once here, under a generous timeout, so the tests time only themselves.
+  beforeAll(async () => {
+    const warm: SampleRow = { ...base, topK: 2, topP: 0.5, numLogprobs: 1, repetitionPenalty: 2, tokenIds: [1] };
+    await run(3, new Float32Array(3), [warm]);
+  }, 900_000);
   const run = async (V: number, logits: Float32Array, rows: SampleRow[], maxRows = rows.length) => {
     const { b, logits: buf } = await binding(V, maxRows);
     writeBuffer(g, buf, 0, logits);
