@@ -75,7 +75,8 @@ export interface ForwardResult {
   hidden?: Float32Array[];
 }
 
-const MAX_CACHED_GRAPHS = 16;
+// Decode batch sizes and prefill chunk lengths each get a graph; bind groups are cheap to keep.
+const MAX_CACHED_GRAPHS = 64;
 
 export class Qwen3VlMoeModel {
   readonly blockSize = KV_BLOCK_SIZE;
