@@ -1,8 +1,11 @@
 // sampling wrapper: buffers sized once for the largest batch, bound once; each step `setRows` writes the per-row
 // parameters (one small buffer), the penalty entries (only rows with penalties or suppressed tokens) and the
-// globals, then `encode` records up to three dispatches and `read` brings back OUT_WORDS words per row: the token,
+// globals, then `encode` records the dispatches and `read` brings back SAMPLING_OUT_WORDS words per row: the token,
 // its logprob and rank, and the top-N, never the logits. See sampling.wgsl for the math and
 // kernels/reference/sampling.ts for the CPU version.
+// Dispatches per step: penalize (only when some row has penalties or suppressed tokens), scan, combine, emit, plus
+// `step` × the neediest row's count: 0 for greedy or plain temperature without logprobs, 1 with logprobs of the
+// chosen token only, 18 with top-N logprobs, plus 8 for top-k, 9 for top-p and 1 for the race of a filtered row.
 // logits: [rows, vocab] f32, row i holds the logits of the i-th row given to setRows.
 import { KernelError } from '../core/errors.js';
 import { createBuffer, createUniform, readBuffer } from './gpu/buffers.js';
@@ -284,7 +287,7 @@ export class SamplingBinding implements Dispatch {
       this.rowWords[w + 9] = seedHi;
       this.rowWords[w + 10] = row.step >>> 0;
       this.rowWords[w + 11] = n ?? 0;
-      // finish steps this row needs (see sampling.wgsl's states): searches are 8 passes, the rest one each.
+      // step dispatches this row needs (see sampling.wgsl's states): searches are 8 passes, the rest one each.
       const filterSteps = filter ? (topK > 0 ? 8 : 0) + (row.topP < 1 ? 9 : 0) + 1 : 0;
       const logprobSteps = n === null ? 0 : n > 0 ? 18 : 1;
       numSteps = Math.max(numSteps, filterSteps + logprobSteps);

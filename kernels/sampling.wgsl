@@ -3,14 +3,17 @@
 //   exponential race (argmax x_i - log(E_i), E_i = -log u_i, the Gumbel-max form of vLLM's probs / q.exponential_())
 // and, when asked, the chosen token's logprob, its rank and the top-N (token, logprob) of the logprob source
 // (the processed logits: after penalties and temperature, before the min_p/top-k/top-p masks; or the raw logits).
-// Entry points (one module, three pipelines, recorded in this order into one pass):
+// Entry points (one module, five pipelines, recorded in this order into one pass):
 //   penalize  one thread per (row, token) entry the host listed: writes the penalized raw logit into pen[] and
-//             stamps it with this step's stamp (scan/finish use pen[] where stamps[] == g.stamp, logits[] elsewhere)
+//             stamps it with this step's stamp (later kernels use pen[] where stamps[] == g.stamp, else logits[])
 //   scan      grid (chunks, rows): per chunk of CHUNK tokens: max + argmax (lowest index on ties) of the processed
 //             logits x, max + sum-exp of the logprob source y, and the race winner for rows without filters
-//   finish    one workgroup per row: reduces the chunks; for filtered rows finds the exact thresholds with a
-//             16-way threshold search over order-preserving u32 keys (8 passes of 4 bits each: top-k by count,
-//             top-p by probability mass), then races over the survivors; then the logprobs and top-N.
+//   combine   one thread per row: folds the chunks into the row's State (token for greedy/unfiltered rows)
+//   step      one workgroup per row, dispatched as often as the neediest row needs (the host counts): one pass
+//             over the row per dispatch, driving a small state machine: the exact thresholds by a 16-way search
+//             over order-preserving u32 keys (8 passes of 4 bits: top-k by count, top-p by probability mass), the
+//             race over the survivors, the n-th largest logprob (and which ties complete the top n), the rank
+//   emit      one workgroup per row: gathers the top n, sorts them, writes the row's output record
 // Masked values are NEG (finite), never inf, so nothing depends on the implementation's inf/NaN handling.
 
 struct Globals {
