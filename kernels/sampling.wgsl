@@ -472,12 +472,12 @@ fn step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     } else {
       let kw = elem(r, row, mode, i, st.m, b);
       if (kw.w > 0.0 && kw.key >= start) {
-        hist[min(15u, (kw.key - start) >> shift)] += kw.w;
+        let bucket = min(15u, (kw.key - start) >> shift);
+        for (var j = 0u; j < 16u; j++) {
+          hist[j] += select(0.0, kw.w, bucket >= j);
+        }
       }
     }
-  }
-  for (var j = 14; j >= 0; j--) {
-    hist[j] += hist[j + 1];
   }
   let red_all = reduce_all(hist, bk, bi);
   if (lid != 0u) {
