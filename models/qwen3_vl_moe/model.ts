@@ -16,6 +16,7 @@ import type { UploadOptions } from '../../loader/upload.js';
 import type { Qwen3VlMoeConfig } from './config.js';
 import { ForwardAttention, type StepMode } from './forward_attention.js';
 import { ForwardBuffers, type StepLimits } from './forward_buffers.js';
+import { ForwardVisual, type SeqVisual, type VisualDispatches } from './forward_visual.js';
 import { buildStepGraph, ForwardKernels, type GraphInputs, type StepGraph } from './forward_graph.js';
 import { loadModelWeights, type ModelWeights } from './model_load.js';
 
@@ -52,6 +53,8 @@ export interface SeqStep {
   logits?: LogitRows;
   /** Sample the token after its last new token on the GPU with these parameters (only the result is read back). */
   sample?: SampleRow;
+  /** Vision features at image-token rows (replace their embeddings; deepstack adds after the first layers). */
+  visual?: SeqVisual;
 }
 
 /** 'last': the last new token (the next-token distribution); 'all': every new token; 'none': no logits. */
@@ -81,6 +84,8 @@ const MAX_CACHED_GRAPHS = 64;
 export class Qwen3VlMoeModel {
   readonly blockSize = KV_BLOCK_SIZE;
   private readonly graphs = new Map<string, StepGraph>();
+  /** Made on the first step with vision features. */
+  private visual: ForwardVisual | null = null;
   private released = false;
 
   private constructor(
@@ -183,7 +188,13 @@ export class Qwen3VlMoeModel {
    * Checks the request and writes the step's inputs. Logit rows: first each sampling sequence's last token (the
    * sampler reads logits rows 0..numSampled-1), then the rows read back.
    */
-  private writeInputs(req: ForwardRequest): { T: number; numSampled: number; rows: number[]; mode: StepMode } {
+  private writeInputs(req: ForwardRequest): {
+    T: number;
+    numSampled: number;
+    rows: number[];
+    mode: StepMode;
+    starts: number[];
+  } {
     const { seqs } = req;
     const lim = this.limits;
     const V = this.vocabSize;
@@ -196,10 +207,14 @@ export class Qwen3VlMoeModel {
     const rows: number[] = [];
     const sampled: number[] = [];
     const sampleRows: SampleRow[] = [];
+    const starts: number[] = [];
     let t0 = 0;
     seqs.forEach((s, i) => {
       const n = s.tokenIds.length;
       if (n < 1) this.fail(`sequence ${i} has no new tokens`);
+      starts.push(t0);
+      if (s.visual?.rows.some((r) => !(Number.isInteger(r) && r >= 0 && r < n)))
+        this.fail(`sequence ${i}: vision rows [${s.visual.rows}] must index its ${n} new tokens`);
       if (s.positions.length !== n || s.slotMapping.length !== n)
         this.fail(`sequence ${i}: ${n} tokens but ${s.positions.length} positions and ${s.slotMapping.length} slots`);
       if (!(s.contextLen >= n && s.contextLen <= this.maxModelLen))
@@ -252,7 +267,7 @@ export class Qwen3VlMoeModel {
     }));
     this.attention.update(shapes);
     this.inputs.step.update(T);
-    return { T, numSampled: sampled.length, rows, mode: ForwardAttention.modeOf(shapes) };
+    return { T, numSampled: sampled.length, rows, mode: ForwardAttention.modeOf(shapes), starts };
   }
 
   private async graphFor(T: number, R: number, mode: StepMode): Promise<StepGraph> {
@@ -270,13 +285,33 @@ export class Qwen3VlMoeModel {
 
   async forward(req: ForwardRequest): Promise<ForwardResult> {
     if (this.released) this.fail('the model was released');
-    const { T, numSampled, rows, mode } = this.writeInputs(req);
+    const { T, numSampled, rows, mode, starts } = this.writeInputs(req);
     const graph = await this.graphFor(T, numSampled + rows.length, mode);
+    const L = this.config.text.numHiddenLayers;
+    let visual: VisualDispatches = { embed: [], layers: graph.layers.map(() => []) };
+    if (req.seqs.some((s) => s.visual)) {
+      this.visual ??= await ForwardVisual.create(this.gpu, {
+        add: this.inputs.kernels.residualAdd,
+        hidden: this.inputs.bufs.hidden,
+        H: this.config.text.hiddenSize,
+        maxTokens: this.limits.maxTokens,
+        maxDeepstack: this.config.vision.deepstackVisualIndexes.length,
+      });
+      visual = this.visual.prepare(
+        req.seqs.map((s) => s.visual),
+        starts,
+        L,
+      );
+    }
     const gpu = this.gpu;
     const b = this.inputs.bufs;
     const H = this.config.text.hiddenSize;
     const encoder = gpu.device.createCommandEncoder({ label: 'qwen3_vl_moe/step' });
-    const stages: Dispatch[][] = [graph.embed, ...graph.layers, graph.head];
+    const stages: Dispatch[][] = [
+      [...graph.embed, ...visual.embed],
+      ...graph.layers.map((l, i) => [...l, ...visual.layers[i]]),
+      graph.head,
+    ];
     let hidden: GPUBuffer[] | undefined;
     if (!req.captureHidden) {
       const pass = encoder.beginComputePass({ label: 'qwen3_vl_moe/step' });
@@ -336,6 +371,7 @@ export class Qwen3VlMoeModel {
     this.attention.destroy();
     this.inputs.kernels.destroy();
     this.sampler.destroy();
+    this.visual?.destroy();
     this.weights.release();
   }
 }

@@ -15,6 +15,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Qwen3VlMoeModel } from '../../models/qwen3_vl_moe/model.js';
 import { findFixture, missingFixtureReason } from '../helpers/fixtures.js';
+import { randomArray } from '../helpers/compare.js';
 import { gpuOrSkip } from '../helpers/gpu.js';
 import { gpuGreedy, TestSeq } from './qwen3_vl_moe_model_helpers.js';
 import { argmax, loadReferenceWeights, referenceForward } from './qwen3_vl_moe_reference.js';
@@ -177,6 +178,39 @@ describe.skipIf(!gpu || !bf16Dir)('Qwen3-VL-MoE GPU model: paged cache and batch
     soloA.advance(text.length);
     const decA = await model.forward({ seqs: [soloA.step([nextA])] });
     expectClose(dec.logits.subarray(0, V), decA.logits, 1e-4, 'batched decode step vs alone');
+  });
+
+  it('injects vision features at image rows with M-RoPE positions, then decodes after the rope delta', async () => {
+    // The golden image prompt: <|vision_start|> at 4, six <|image_pad|> at 5..10 (a 2×3 merged grid), text after.
+    // Its M-RoPE positions as Qwen3-VL computes them: text 0..4; image t = 5, h = 5 + row, w = 5 + col; text
+    // after resumes at 5 + max(2, 3) = 8; the next token's position is max + 1 (not its index).
+    const c = golden.cases.image;
+    const ids = c.prompt_ids;
+    const imageRows = [5, 6, 7, 8, 9, 10];
+    const positions: [number, number, number][] = ids.map((_, i) => {
+      if (i < 5) return [i, i, i];
+      if (i <= 10) return [5, 5 + Math.floor((i - 5) / 3), 5 + ((i - 5) % 3)];
+      return [i - 3, i - 3, i - 3];
+    });
+    const H = model.config.text.hiddenSize;
+    const V = model.vocabSize;
+    const embeds = await golden.tensor('image.vision_embeds');
+    const deepstack = [0.5, -0.3].map((s, l) => randomArray(imageRows.length * H, 40 + l, s));
+    const visual = { rows: imageRows, embeds, deepstack };
+    const seq = new TestSeq(0, blocksPerSeq);
+    const step = { ...seq.step(ids), positions, visual };
+    const ours = await model.forward({ seqs: [step], logits: 'all' });
+    seq.advance(ids.length);
+    const w = await loadReferenceWeights(bf16Dir!);
+    const ref = referenceForward(w, ids, positions, undefined, visual);
+    expectClose(ours.logits, ref.logits, 1e-4, 'image prompt (vision embeds + deepstack, M-RoPE) vs CPU reference');
+    const plain = referenceForward(w, ids, positions).logits;
+    expect(scaledMaxError(plain, ref.logits).rel).toBeGreaterThan(1e-2); // the injection changes the outcome
+    const next = argmax(ours.logits.subarray((ids.length - 1) * V));
+    const p = positions[ids.length - 1][0] + 1;
+    const dec = await model.forward({ seqs: [{ ...seq.step([next]), positions: [p] }] });
+    const refNext = referenceForward(w, [...ids, next], [...positions, [p, p, p]], undefined, visual).logits;
+    expectClose(dec.logits, refNext.subarray(ids.length * V), 1e-4, 'decode step after the image vs CPU reference');
   });
 
   it('stays close with a bf16 KV cache and continues greedily the same', async () => {

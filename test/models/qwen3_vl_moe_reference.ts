@@ -162,12 +162,24 @@ export function hfHiddenStates(out: RefOutput): Float64Array[] {
   return [out.embeddings, ...out.layerOutputs.slice(0, -1), out.finalHidden];
 }
 
+/**
+ * Vision features injected at image-token rows, as transformers' Qwen3-VL does: the rows' embeddings are replaced
+ * by `embeds` [rows.length, H], and after decoder layer l < deepstack.length, deepstack[l] [rows.length, H] is added
+ * to those rows of the residual stream.
+ */
+export interface RefVisual {
+  rows: readonly number[];
+  embeds: Float32Array;
+  deepstack: readonly Float32Array[];
+}
+
 /** One full forward over a prompt (no cache: attention recomputes every position, which is fine at this size). */
 export function referenceForward(
   w: RefWeights,
   tokens: readonly number[],
   positions: readonly [number, number, number][] = textPositions(tokens.length),
   onRoute?: (layer: number, token: number, probs: number[]) => void,
+  visual?: RefVisual,
 ): RefOutput {
   const c = w.cfg;
   const T = tokens.length;
@@ -181,6 +193,9 @@ export function referenceForward(
   tokens.forEach((id, t) => {
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`reference: token ${id} out of range`);
     for (let i = 0; i < H; i++) h[t * H + i] = w.embed[id * H + i];
+  });
+  visual?.rows.forEach((t, i) => {
+    for (let j = 0; j < H; j++) h[t * H + j] = visual.embeds[i * H + j];
   });
   const embeddings = h.slice();
   const angles = positions.map((p) => mropeAngles(c, p));
@@ -234,6 +249,11 @@ export function referenceForward(
       const y = L.mlp.kind === 'moe' ? moe(c, L.mlp, x, (p) => onRoute?.(l, t, p)) : denseMlp(c, L.mlp, x);
       for (let i = 0; i < H; i++) h[t * H + i] += y[i];
     }
+    const ds = visual?.deepstack[l];
+    if (ds)
+      visual.rows.forEach((t, i) => {
+        for (let j = 0; j < H; j++) h[t * H + j] += ds[i * H + j];
+      });
     layerOutputs.push(h.slice());
   }
   const finalHidden = h.slice();
