@@ -11,9 +11,10 @@ setup:
 build: setup
 	@npm run --silent build
 
-# Until the HTTP server lands, `make serve` runs the end-to-end GPU self-test (see README "Status").
+# Serves the bundled model (assets/default-model, NVFP4) on http://127.0.0.1:8000 (GPU if present, else lavapipe).
+# Extra flags: make serve ARGS="--port 9000".
 serve: build
-	@node bin/dawnllm.js info
+	@node bin/dawnllm.js serve $(ARGS)
 
 typecheck: setup
 	@npx tsc -p tsconfig.json --noEmit
