@@ -2,6 +2,7 @@
 // runner, and the official `openai` client gets transformers' answers back over HTTP (plain, streamed, with
 // logprobs, several at once).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readUntil } from '../helpers/child_output.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
@@ -22,7 +23,7 @@ describe.skipIf(gpu === null)('dawnllm serve, bundled model, real GPU runner', (
       ['--import', 'tsx', join('test', 'e2e', 'serve_child_bundled.ts'), '--host', '127.0.0.1', '--port', '0'],
       { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } },
     );
-    const out = await readUntil(child, /ready: .*/);
+    const out = await readUntil(child, /ready: .*/, 90_000);
     expect(out).toContain('ModelOpt NVFP4');
     const address = /listening on (http:\/\/[\d.:]+)/.exec(out)![1];
     client = new OpenAI({ baseURL: `${address}/v1`, apiKey: 'x', maxRetries: 0 });
@@ -78,24 +79,3 @@ describe.skipIf(gpu === null)('dawnllm serve, bundled model, real GPU runner', (
     expect(answers.map((a) => a.choices[0].message.content)).toEqual(cases.map(([, a]) => a));
   }, 60_000);
 });
-
-/** The child's stdout until `pattern` appears (rejects if it exits first or after 90 s). */
-function readUntil(child: ChildProcess, pattern: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(
-      () => reject(new Error(`no ${pattern} after 90 s; stdout:\n${out}\nstderr:\n${err}`)),
-      90_000,
-    );
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (pattern.test(out)) {
-        clearTimeout(timer);
-        resolve(out);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited with ${code}; stdout:\n${out}\nstderr:\n${err}`)));
-  });
-}

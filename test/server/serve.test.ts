@@ -1,6 +1,7 @@
 // The `serve` command: --help, its startup lines, the clear error while no GPU runner exists, and SIGTERM in a
 // real child process (an in-flight request finishes, the process exits 0).
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { readUntil } from '../helpers/child_output.js';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
@@ -110,26 +111,3 @@ describe('dawnllm serve', () => {
     }
   });
 });
-
-/** Collects the child's stdout until `pattern` appears (rejects if it exits first or after 30 s). */
-function readUntil(child: ChildProcess, pattern: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(
-      () => reject(new Error(`no ${pattern} after 30 s; stdout:\n${out}\nstderr:\n${err}`)),
-      30_000,
-    );
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (pattern.test(out)) {
-        clearTimeout(timer);
-        resolve(out);
-      }
-    });
-    child.once('exit', (code) =>
-      reject(new Error(`serve exited with ${code} before ${pattern}; stdout:\n${out}\nstderr:\n${err}`)),
-    );
-  });
-}
