@@ -2,6 +2,9 @@
 // truncated to 128 bits: chaining the parent makes the key stand for the whole prefix, not just 16 tokens, and
 // 128 bits make an accidental collision (which would silently serve another prompt's KV) practically impossible,
 // so a hit needs no token-by-token re-check.
+// A hit may end inside an image, as in vLLM (its scheduler then runs the encoder for the whole image and uses the
+// rows after the hit): the blocks before are the same KV whatever follows, because attention is causal and every
+// block key already names the image. The runner encodes the image whole and takes the rows its chunk computes.
 import { createHash } from 'node:crypto';
 import type { MultiModalInput } from './request.js';
 

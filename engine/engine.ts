@@ -155,9 +155,12 @@ export class LLMEngine {
       numWaiting: this.scheduler.waiting.length,
       kvUsage: this.blocks.usage,
     };
+    const mm = this.runner.multiModalCacheStats?.() ?? { queries: 0, hits: 0 };
     return this.metrics.snapshot(gauges, {
       prefixCacheQueryTokens: this.blocks.numQueryTokens,
       prefixCacheHitTokens: this.blocks.numHitTokens,
+      mmCacheQueries: mm.queries,
+      mmCacheHits: mm.hits,
       numPreemptions: this.scheduler.numPreemptions,
     });
   }

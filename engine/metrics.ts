@@ -61,6 +61,9 @@ export interface EngineGauges {
 export interface MetricsSnapshot extends EngineGauges {
   readonly prefixCacheQueryTokens: number;
   readonly prefixCacheHitTokens: number;
+  /** Images the runner looked up in its encoder cache, and how many were already encoded (0 for text runners). */
+  readonly mmCacheQueries: number;
+  readonly mmCacheHits: number;
   readonly numPreemptions: number;
   readonly promptTokens: number;
   readonly generationTokens: number;
@@ -104,7 +107,13 @@ export class EngineMetrics {
 
   snapshot(
     gauges: EngineGauges,
-    counts: { prefixCacheQueryTokens: number; prefixCacheHitTokens: number; numPreemptions: number },
+    counts: {
+      prefixCacheQueryTokens: number;
+      prefixCacheHitTokens: number;
+      mmCacheQueries: number;
+      mmCacheHits: number;
+      numPreemptions: number;
+    },
   ): MetricsSnapshot {
     return {
       ...gauges,

@@ -24,6 +24,11 @@ export interface StepOutput {
   readonly promptLogprobs: readonly PromptLogprobsOutput[];
 }
 
+export interface MultiModalCacheStats {
+  readonly queries: number;
+  readonly hits: number;
+}
+
 export interface ModelRunner {
   /** KV blocks the runner allocated (from its measured memory budget; a fixed default on lavapipe). */
   readonly numKvBlocks: number;
@@ -33,6 +38,11 @@ export interface ModelRunner {
   readonly maxModelLen: number;
   /** Token ids must be below this. */
   readonly vocabSize: number;
+  /**
+   * Encoder-output cache counters of a multimodal runner (images looked up, and found already encoded), for
+   * vllm:mm_cache_queries / vllm:mm_cache_hits; absent for text-only runners.
+   */
+  multiModalCacheStats?(): MultiModalCacheStats;
   /** Runs one step. The batch's arrays are read only and must not be kept after the promise settles. */
   execute(batch: ScheduledBatch): Promise<StepOutput>;
   /** Frees device memory; execute must not be called afterwards. */

@@ -5,7 +5,8 @@ import type { SamplingParams } from './sampling_params.js';
 /**
  * One image (or video clip) already expanded into placeholder tokens in the prompt. The content hash goes into the
  * prefix-cache key of every KV block the span touches, so two prompts with the same tokens but different images
- * never share blocks.
+ * never share blocks. The engine never looks inside `data`: it hands the request's inputs to the model runner with
+ * every scheduled entry (ScheduledSeq.mmInputs), and the runner encodes the image and places its rows.
  */
 export interface MultiModalInput {
   /** A hash of the pixels (e.g. sha256 hex of the preprocessed tensor), stable across requests. */
@@ -14,6 +15,8 @@ export interface MultiModalInput {
   readonly tokenStart: number;
   /** How many placeholder tokens the image occupies. */
   readonly numTokens: number;
+  /** The runner's payload (for Qwen3-VL a ProcessedImage: pixel values and grid); opaque to the engine. */
+  readonly data?: unknown;
 }
 
 export interface EngineRequest {

@@ -13,13 +13,28 @@ export function validateRequest(request: EngineRequest, maxModelLen: number, voc
       'prompt',
       `prompt token ${bad} is ${prompt[bad]}, expected an integer in [0, ${vocabSize}) (the vocabulary)`,
     );
+  // Spans in prompt order and disjoint: the runner places each image's rows and the M-RoPE positions by walking
+  // them in order.
+  let prevEnd = 0;
   for (const [i, mm] of (request.mmInputs ?? []).entries()) {
     const end = mm.tokenStart + mm.numTokens;
-    if (!Number.isSafeInteger(mm.tokenStart) || mm.tokenStart < 0 || mm.numTokens < 1 || end > prompt.length)
+    if (
+      !Number.isSafeInteger(mm.tokenStart) ||
+      !Number.isSafeInteger(mm.numTokens) ||
+      mm.tokenStart < 0 ||
+      mm.numTokens < 1 ||
+      end > prompt.length
+    )
       invalid(
         'messages',
         `image ${i} covers prompt tokens [${mm.tokenStart}, ${end}), expected a non-empty span inside [0, ${prompt.length})`,
       );
+    if (mm.tokenStart < prevEnd)
+      invalid(
+        'messages',
+        `image ${i} starts at prompt token ${mm.tokenStart}, inside or before image ${i - 1} (which ends at ${prevEnd}); expected disjoint spans in prompt order`,
+      );
+    prevEnd = end;
   }
   const requested = request.params.maxTokens;
   const maxTokens = requested ?? maxModelLen - prompt.length;

@@ -1,6 +1,7 @@
 // What one engine step asks the model to run: the contract between the scheduler and the model runner.
 // Each entry is a prefill chunk or a decode step (a discriminated union on `phase`); "no logits needed" is
 // `sample: null`, not a flag value.
+import type { MultiModalInput } from './request.js';
 import type { SamplingParams } from './sampling_params.js';
 
 /** How to pick the next token of one sequence. */
@@ -40,6 +41,12 @@ interface ScheduledSeqBase {
   readonly contextLen: number;
   /** null: no logits needed (a prefill chunk that is not the last). */
   readonly sample: SampleSpec | null;
+  /**
+   * The request's images (empty for text), shared, never copied. `positions` say which prompt tokens this entry
+   * runs, so the runner finds the image rows inside the chunk (a chunk may hold part of an image: chunked prefill
+   * splits it, or a prefix-cache hit ends inside it) and, for models with M-RoPE, every token's rotary position.
+   */
+  readonly mmInputs: readonly MultiModalInput[];
 }
 
 /** A run of prompt tokens (or, after preemption, prompt + earlier outputs being recomputed). */

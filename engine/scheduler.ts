@@ -166,6 +166,7 @@ export class Scheduler {
       blockTable: table.slice(),
       contextLen: end,
       sample: end === seq.numTokens ? this.sampleSpec(seq) : null,
+      mmInputs: seq.mmInputs,
     };
     if (seq.isDecoding) return { ...base, phase: 'decode' };
     const promptLogprobs = promptLogprobsSpec(seq, start, end);

@@ -254,6 +254,7 @@ describe('FakeModelRunner as a checker', () => {
       contextLen: 1,
       numCachedTokens: 0,
       promptLogprobs: null,
+      mmInputs: [],
       sample: {
         params,
         seed: 0,
