@@ -12,6 +12,7 @@ import {
 import { type Qwen3VlMoeConfig, readQwen3VlMoeConfig } from './config.js';
 import { stackRows } from './model_fuse.js';
 import { isMoeLayer, textPrefix } from './params.js';
+import { type VisionWeights, visionWeightsFromUpload } from './vision_weights.js';
 import { qwen3VlMoeWeightSpec } from './weights.js';
 
 export interface LayerWeights {
@@ -37,6 +38,8 @@ export interface ModelWeights {
   layers: LayerWeights[];
   norm: GPUBuffer;
   lmHead: GpuWeight;
+  /** The vision tower (owned by the same upload, released with it). */
+  vision: VisionWeights;
   /** The checkpoint's format as the loader described it, e.g. "NVFP4 (ModelOpt ...)". */
   format: string;
   /** Bytes uploaded to the GPU, and how long the upload took. */
@@ -97,6 +100,7 @@ export async function loadModelWeights(gpu: Gpu, dir: string, opts: UploadOption
       layers,
       norm: f32Dense(up, `${textPrefix}.norm.weight`),
       lmHead,
+      vision: visionWeightsFromUpload(up, config.vision),
       format: up.format,
       gpuBytes: up.gpuBytes,
       loadMs: up.loadMs,

@@ -6,6 +6,7 @@
 //   blocks: x += proj(attn(rope(qkv(LN1(x))))) within each frame; x += fc2(gelu_tanh(fc1(LN2(x))))
 //   after block deepstack_visual_indexes[i]: deepstack_merger_list[i] (LayerNorm over the grouped 4·D vector)
 //   merger: LayerNorm over D per patch, group 4 consecutive rows → fc1 → exact GELU → fc2
+import { fromBf16Array, toBf16Array } from '../../core/float16.js';
 import { dequantize } from '../../loader/dequant.js';
 import { decodeFloats } from '../../loader/float_formats.js';
 import { loadHostWeights } from '../../loader/materialize.js';
@@ -61,57 +62,87 @@ const layerNormEps = 1e-6;
 /** Reads the vision tower of a checkpoint directory through the loader (rules, IR) as f32. */
 export async function loadReferenceVisionWeights(dir: string): Promise<RefVisionWeights> {
   const config = await readQwen3VlMoeConfig(dir);
-  const cfg = config.vision;
   const { weights } = await loadHostWeights(dir, qwen3VlMoeWeightSpec(config));
-  const get = (name: string): Float32Array => {
+  return refVisionWeightsFrom(config.vision, (name) => {
     const t = weights.get(`${visionPrefix}.${name}`);
     if (!t) throw new Error(`vision reference: parameter ${visionPrefix}.${name} was not loaded`);
     return dequantize(t);
-  };
-  const linear = (m: string, n: number, k: number): RefLinear => ({
-    w: get(`${m}.weight`),
-    b: get(`${m}.bias`),
-    n,
-    k,
   });
-  const norm = (m: string): RefLayerNorm => ({ w: get(`${m}.weight`), b: get(`${m}.bias`) });
-  return buildWeights(cfg, { get, linear, norm });
 }
 
-interface Source {
-  get(name: string): Float32Array;
-  linear(module: string, n: number, k: number): RefLinear;
-  norm(module: string): RefLayerNorm;
-}
-
-function buildWeights(cfg: Qwen3VlMoeVisionConfig, s: Source): RefVisionWeights {
+/**
+ * Weights by role from tensors named as the checkpoint's, relative to `model.visual.`, each asked for with its shape
+ * (checked here).
+ */
+export function refVisionWeightsFrom(
+  cfg: Qwen3VlMoeVisionConfig,
+  get: (name: string, shape: readonly number[]) => Float32Array,
+): RefVisionWeights {
   const D = cfg.hiddenSize;
   const I = cfg.intermediateSize;
   const M = D * cfg.spatialMergeSize ** 2;
-  const patchK = cfg.inChannels * cfg.temporalPatchSize * cfg.patchSize ** 2;
-  const merger = (p: string): RefMerger => ({
-    norm: s.norm(`${p}.norm`),
-    fc1: s.linear(`${p}.linear_fc1`, M, M),
-    fc2: s.linear(`${p}.linear_fc2`, cfg.outHiddenSize, M),
+  const tensor = (name: string, shape: number[]) => {
+    const t = get(name, shape);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (t.length !== n) throw new Error(`vision reference: ${name} has ${t.length} values, expected [${shape}]`);
+    return t;
+  };
+  const linear = (m: string, n: number, k: number): RefLinear => ({
+    w: tensor(`${m}.weight`, [n, k]),
+    b: tensor(`${m}.bias`, [n]),
+    n,
+    k,
   });
+  const norm = (m: string, n: number): RefLayerNorm => ({ w: tensor(`${m}.weight`, [n]), b: tensor(`${m}.bias`, [n]) });
+  const merger = (p: string, normCols: number): RefMerger => ({
+    norm: norm(`${p}.norm`, normCols),
+    fc1: linear(`${p}.linear_fc1`, M, M),
+    fc2: linear(`${p}.linear_fc2`, cfg.outHiddenSize, M),
+  });
+  const patchK = cfg.inChannels * cfg.temporalPatchSize * cfg.patchSize ** 2;
   return {
     cfg,
-    patch: { w: s.get('patch_embed.proj.weight'), b: s.get('patch_embed.proj.bias'), n: D, k: patchK },
-    posEmbed: s.get('pos_embed.weight'),
-    blocks: Array.from({ length: cfg.depth }, (_, b) => {
-      const p = `blocks.${b}`;
-      return {
-        norm1: s.norm(`${p}.norm1`),
-        norm2: s.norm(`${p}.norm2`),
-        qkv: s.linear(`${p}.attn.qkv`, 3 * D, D),
-        proj: s.linear(`${p}.attn.proj`, D, D),
-        fc1: s.linear(`${p}.mlp.linear_fc1`, I, D),
-        fc2: s.linear(`${p}.mlp.linear_fc2`, D, I),
-      };
-    }),
-    merger: merger('merger'),
-    deepstack: cfg.deepstackVisualIndexes.map((_, i) => merger(`deepstack_merger_list.${i}`)),
+    patch: {
+      w: tensor('patch_embed.proj.weight', [D, patchK]),
+      b: tensor('patch_embed.proj.bias', [D]),
+      n: D,
+      k: patchK,
+    },
+    posEmbed: tensor('pos_embed.weight', [cfg.numPositionEmbeddings, D]),
+    blocks: Array.from({ length: cfg.depth }, (_, b) => ({
+      norm1: norm(`blocks.${b}.norm1`, D),
+      norm2: norm(`blocks.${b}.norm2`, D),
+      qkv: linear(`blocks.${b}.attn.qkv`, 3 * D, D),
+      proj: linear(`blocks.${b}.attn.proj`, D, D),
+      fc1: linear(`blocks.${b}.mlp.linear_fc1`, I, D),
+      fc2: linear(`blocks.${b}.mlp.linear_fc2`, D, I),
+    })),
+    merger: merger('merger', D),
+    deepstack: cfg.deepstackVisualIndexes.map((_, i) => merger(`deepstack_merger_list.${i}`, M)),
   };
+}
+
+/**
+ * Random vision tensors for a config, named relative to `model.visual.` and spread like the tiny fixture's (norm
+ * weights around 1, biases 0.05, matrices 1/√fan_in, pos_embed 0.5), rounded to bf16 so a GPU upload holds the
+ * same values.
+ */
+export function randomVisionTensors(cfg: Qwen3VlMoeVisionConfig, seed: number): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  let next = seed;
+  refVisionWeightsFrom(cfg, (name, shape) => {
+    const len = shape.reduce((a, b) => a * b, 1);
+    const isNorm = name.includes('norm') && name.endsWith('weight');
+    let a: Float32Array;
+    if (shape.length === 1) {
+      a = randomArray(len, next++, isNorm ? 0.25 : 0.05);
+      if (isNorm) for (let i = 0; i < len; i++) a[i] += 1;
+    } else a = randomArray(len, next++, name === 'pos_embed.weight' ? 0.5 : 1 / Math.sqrt(shape[1]));
+    const t = fromBf16Array(toBf16Array(a));
+    out.set(name, t);
+    return t;
+  });
+  return out;
 }
 
 /** pixel_values [N, C·T·P·P] f32 and image_grid_thw (I64) of the processed fixture image. */
@@ -128,34 +159,6 @@ export async function readProcessedImage(path: string) {
   } finally {
     await file.close();
   }
-}
-
-/** Random weights of the given shape (norm weights around 1, like the tiny fixture), for odd-shape tests. */
-export function randomVisionWeights(cfg: Qwen3VlMoeVisionConfig, seed: number): RefVisionWeights {
-  let next = seed;
-  const arr = (len: number, scale: number, offset = 0) => {
-    const a = randomArray(len, next++, scale);
-    if (offset) for (let i = 0; i < len; i++) a[i] += offset;
-    return a;
-  };
-  const linear = (_m: string, n: number, k: number): RefLinear => ({
-    w: arr(n * k, 1 / Math.sqrt(k)),
-    b: arr(n, 0.05),
-    n,
-    k,
-  });
-  const norm = (m: string): RefLayerNorm => {
-    const n = m.startsWith('deepstack') ? cfg.hiddenSize * cfg.spatialMergeSize ** 2 : cfg.hiddenSize;
-    return { w: arr(n, 0.25, 1), b: arr(n, 0.05) };
-  };
-  const patchK = cfg.inChannels * cfg.temporalPatchSize * cfg.patchSize ** 2;
-  const get = (name: string): Float32Array => {
-    if (name === 'patch_embed.proj.weight') return arr(cfg.hiddenSize * patchK, 1 / Math.sqrt(patchK));
-    if (name === 'patch_embed.proj.bias') return arr(cfg.hiddenSize, 0.05);
-    if (name === 'pos_embed.weight') return arr(cfg.numPositionEmbeddings * cfg.hiddenSize, 0.5);
-    throw new Error(`randomVisionWeights: no rule for ${name}`);
-  };
-  return buildWeights(cfg, { get, linear, norm });
 }
 
 /** y = W·x + b for one row x (length k) read at xOff. */
