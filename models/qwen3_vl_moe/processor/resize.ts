@@ -106,19 +106,33 @@ function resizeHeight(src: Uint8Array, w: number, h: number, outH: number): Uint
   const ax = axisWeights(h, outH);
   const rowLen = w * 3;
   const out = new Uint8Array(rowLen * outH);
-  const half = ax.precision > 0 ? 1 << (ax.precision - 1) : 0;
-  const acc = new Int32Array(rowLen);
+  const prec = ax.precision;
+  const half = prec > 0 ? 1 << (prec - 1) : 0;
+  const offs = new Int32Array(ax.taps);
+  const wts = new Int32Array(ax.taps);
   for (let y = 0; y < outH; y++) {
-    acc.fill(half);
-    const k0 = y * ax.taps;
     const n = ax.count[y];
     for (let j = 0; j < n; j++) {
-      const wt = ax.weights[k0 + j];
-      const rowIn = (ax.start[y] + j) * rowLen;
-      for (let c = 0; c < rowLen; c++) acc[c] += src[rowIn + c] * wt;
+      offs[j] = (ax.start[y] + j) * rowLen;
+      wts[j] = ax.weights[y * ax.taps + j];
     }
     const rowOut = y * rowLen;
-    for (let c = 0; c < rowLen; c++) out[rowOut + c] = clamp8(acc[c] >> ax.precision);
+    if (n === 4) {
+      // Upscaling (and mild shrinking) reads 4 rows: unrolled, it is the hot loop for screenshots.
+      const [o0, o1, o2, o3] = offs;
+      const [w0, w1, w2, w3] = wts;
+      for (let c = 0; c < rowLen; c++) {
+        const v = (half + src[o0 + c] * w0 + src[o1 + c] * w1 + src[o2 + c] * w2 + src[o3 + c] * w3) >> prec;
+        out[rowOut + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+      }
+      continue;
+    }
+    for (let c = 0; c < rowLen; c++) {
+      let acc = half;
+      for (let j = 0; j < n; j++) acc += src[offs[j] + c] * wts[j];
+      const v = acc >> prec;
+      out[rowOut + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
   }
   return out;
 }
