@@ -6,6 +6,12 @@ import { ModelError } from '../core/errors.js';
 import { describeScheme, readQuantScheme } from '../loader/quant_scheme.js';
 import { defaultModelDir } from '../models/default_model.js';
 import { buildApp, shutdownApp } from '../server/app.js';
+import {
+  DEFAULT_FETCH_TIMEOUT_S,
+  DEFAULT_MAX_IMAGE_BYTES,
+  MediaOptionError,
+  mediaOptionsFrom,
+} from '../server/media/options.js';
 import { ModelHost } from '../server/model_host.js';
 import { defaultRunnerFactory, type RunnerFactory } from '../server/runner_factory.js';
 import { ServingModel } from '../server/serving_model.js';
@@ -58,6 +64,32 @@ const specs: FlagSpec[] = [
     default: 30,
     help: 'on SIGTERM, seconds in-flight requests may finish in',
   },
+  {
+    name: 'allowed-local-media-path',
+    type: 'string',
+    help: 'directories file:// image URLs may read under (comma-separated; default: file:// refused)',
+  },
+  {
+    name: 'allowed-media-domains',
+    type: 'string',
+    help: 'host names http(s) image URLs may name (comma-separated; default: any)',
+  },
+  {
+    name: 'limit-mm-per-prompt',
+    type: 'string',
+    help: `items per prompt and modality, JSON like '{"image": 2}' (default: 999 each)`,
+  },
+  {
+    name: 'media-fetch-timeout',
+    type: 'number',
+    help: `seconds to fetch one http(s) image (default: $VLLM_IMAGE_FETCH_TIMEOUT or ${DEFAULT_FETCH_TIMEOUT_S})`,
+  },
+  {
+    name: 'max-image-bytes',
+    type: 'number',
+    default: DEFAULT_MAX_IMAGE_BYTES,
+    help: 'encoded bytes of one image (data:, file:// or http); larger is a 400',
+  },
   { name: 'help', type: 'boolean', default: false, help: 'show this help' },
 ];
 
@@ -96,12 +128,15 @@ export async function runServe(argv: string[], deps: ServeDeps = {}): Promise<nu
     (flags['api-key'] as string | undefined) ?? process.env.VLLM_API_KEY ?? process.env.DAWNLLM_API_KEY;
   const apiKeys = (apiKeyText ?? '').split(',').filter(Boolean);
 
+  const media = mediaFlags(flags);
+
   print(`detected format: ${describeScheme(await readQuantScheme(modelDir))}`);
   const host = new ModelHost(names, modelDir);
   const { app } = buildApp(host, {
     apiKeys,
     bodyLimitBytes: num('max-request-body-bytes'),
     maxModelLenHint: (flags['max-model-len'] as number | undefined) ?? undefined,
+    media,
   });
   const address = await app.listen({ host: flags.host as string, port: num('port') });
   print(`listening on ${address} (GET /health returns 503 until the model is loaded)`);
@@ -127,6 +162,7 @@ export async function runServe(argv: string[], deps: ServeDeps = {}): Promise<nu
     });
     print(`loaded: ${loaded.format}`);
     for (const line of loaded.loadSummary) print(`  ${line}`);
+    if (loaded.runner.multimodal !== undefined) print(`  image input: ${describeMedia(media)}`);
     const model = new ServingModel(loaded.runner, {
       modelDir,
       maxNumSeqs: num('max-num-seqs'),
@@ -162,4 +198,30 @@ function signalled(): Promise<NodeJS.Signals> {
     process.on('SIGTERM', on);
     process.on('SIGINT', on);
   });
+}
+
+/** The image-intake flags, checked before the port opens (a bad flag is a usage error, not a 400 per request). */
+function mediaFlags(flags: Record<string, string | number | boolean | undefined>) {
+  try {
+    return mediaOptionsFrom({
+      allowedLocalMediaPath: (flags['allowed-local-media-path'] as string | undefined) ?? null,
+      allowedMediaDomains: (flags['allowed-media-domains'] as string | undefined) ?? null,
+      limitMmPerPrompt: (flags['limit-mm-per-prompt'] as string | undefined) ?? null,
+      fetchTimeoutS: (flags['media-fetch-timeout'] as number | undefined) ?? null,
+      maxImageBytes: flags['max-image-bytes'] as number,
+    });
+  } catch (err) {
+    if (err instanceof MediaOptionError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+function describeMedia(m: ReturnType<typeof mediaOptionsFrom>): string {
+  const local =
+    m.allowedLocalMediaPaths.length > 0 ? `file:// under ${m.allowedLocalMediaPaths.join(', ')}` : 'no file://';
+  const hosts = m.allowedMediaDomains === null ? 'any host' : m.allowedMediaDomains.join(', ');
+  return (
+    `up to ${m.limitPerPrompt.image} per prompt, ${(m.maxImageBytes / 2 ** 20).toFixed(1)} MiB each; data: URLs, ` +
+    `${local}, http(s) from ${hosts} (timeout ${m.fetchTimeoutMs / 1000} s)`
+  );
 }

@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
 import { installApiKey } from './auth.js';
 import { installErrorHandlers } from './errors.js';
+import { type MediaOptions, mediaOptionsFrom } from './media/options.js';
 import type { ServerContext } from './generation.js';
 import { ServerMetrics } from './metrics.js';
 import type { ModelHost } from './model_host.js';
@@ -23,6 +24,8 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Upper bound for the token-count histogram buckets (the model's max length is not known before loading). */
   maxModelLenHint?: number;
+  /** Image intake (allowed paths and hosts, fetch timeout, byte cap, per-prompt limits); default: vLLM's defaults. */
+  media?: MediaOptions;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 32 * 1024 * 1024;
@@ -41,7 +44,7 @@ export function buildApp(host: ModelHost, options: AppOptions = {}): { app: App;
     options.maxModelLenHint ?? 1 << 20,
     () => host.model?.engine.metricsSnapshot() ?? null,
   );
-  const ctx: ServerContext = { host, metrics };
+  const ctx: ServerContext = { host, metrics, media: options.media ?? mediaOptionsFrom() };
   installErrorHandlers(app);
   installRequestLog(app);
   installApiKey(app, options.apiKeys ?? []);

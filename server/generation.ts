@@ -6,6 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { EngineError } from '../core/errors.js';
 import type { DeltaEvent, DoneEvent, EngineRequest, TokenLogprobs } from '../engine/request.js';
 import type { SamplingParams } from '../engine/sampling_params.js';
+import type { MediaOptions } from './media/options.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ModelHost } from './model_host.js';
 import { noteGeneration } from './request_log.js';
@@ -14,6 +15,8 @@ import type { ServingModel } from './serving_model.js';
 export interface ServerContext {
   host: ModelHost;
   metrics: ServerMetrics;
+  /** Where images may come from, and how many a prompt takes. */
+  media: MediaOptions;
 }
 
 export type GenerationEvent = DeltaEvent | DoneEvent;
@@ -68,6 +71,11 @@ const goneHandlers = new WeakMap<FastifyReply, (() => void)[]>();
 
 /** Runs `fn` if the client disconnects before the response is complete (one socket listener per reply). */
 function onClientGone(reply: FastifyReply, fn: () => void): void {
+  // Gone already (while the route awaited, e.g. loading images): 'close' has fired and will not again.
+  if (reply.raw.destroyed && !reply.raw.writableFinished) {
+    fn();
+    return;
+  }
   let handlers = goneHandlers.get(reply);
   if (handlers === undefined) {
     const list: (() => void)[] = [];

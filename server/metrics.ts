@@ -13,6 +13,9 @@ import {
 
 type Label = 'model_name';
 
+/** Per-image preprocessing (load + decode + resize + patchify): 1 ms … 10 s. */
+export const IMAGE_PREPROCESS_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /** vLLM's build_1_2_5_buckets: 1, 2, 5, 10, 20, 50, … up to max. */
 export function buckets125(max: number): number[] {
   const out: number[] = [];
@@ -39,6 +42,8 @@ export class ServerMetrics {
   private readonly generationTokens: Histogram<Label>;
   private readonly paramsN: Histogram<Label>;
   private readonly paramsMaxTokens: Histogram<Label>;
+  private readonly imagesProcessed: Counter<Label | 'source'>;
+  private readonly imagePreprocess: Histogram<Label>;
 
   /** `snapshot` returns null while no engine exists (loading). */
   constructor(modelName: string, maxModelLen: number, snapshot: () => MetricsSnapshot | null) {
@@ -176,6 +181,19 @@ export class ServerMetrics {
       'Prefix cache hits, in terms of number of cached tokens.',
       (s) => s.prefixCacheHitTokens,
     );
+    // The runner's encoded-image cache (a repeated screenshot runs through the vision tower once).
+    fromSnapshot(
+      'counter',
+      'vllm:mm_cache_queries_total',
+      'Multi-modal cache queries, in terms of number of queried items.',
+      (s) => s.mmCacheQueries,
+    );
+    fromSnapshot(
+      'counter',
+      'vllm:mm_cache_hits_total',
+      'Multi-modal cache hits, in terms of number of cached items.',
+      (s) => s.mmCacheHits,
+    );
     const labels = this.labels;
     new Counter<Label | 'finished_reason'>({
       name: 'vllm:request_success_total',
@@ -189,7 +207,25 @@ export class ServerMetrics {
           this.inc({ ...labels, finished_reason: reason }, s === null ? 0 : s.requestSuccess[reason]);
       },
     });
+    // Image intake (vLLM has no per-image preprocessing metric, so these are dawnllm's own).
+    this.imagesProcessed = new Counter<Label | 'source'>({
+      name: 'dawnllm:images_processed_total',
+      help: 'Images loaded, decoded and preprocessed for requests, by source (data, file, http).',
+      labelNames: ['model_name', 'source'],
+      registers,
+    });
+    this.imagePreprocess = histogram(
+      'dawnllm:image_preprocess_seconds',
+      'Histogram of the time to load, decode and preprocess one image, in seconds.',
+      IMAGE_PREPROCESS_BUCKETS_S,
+    );
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One request image was loaded, decoded and preprocessed (server/media/image_inputs.ts). */
+  imageProcessed(source: string, seconds: number): void {
+    this.imagesProcessed.inc({ ...this.labels, source });
+    this.imagePreprocess.observe(this.labels, seconds);
   }
 
   /** A request ended: its latencies and sizes go into the histograms. */

@@ -4,7 +4,7 @@
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelError } from '../core/errors.js';
-import type { ModelRunner } from '../engine/model_runner.js';
+import type { ServableRunner } from './media/runner_multimodal.js';
 
 export interface RunnerLoadOptions {
   /** Checkpoint directory. */
@@ -28,7 +28,8 @@ export interface RunnerLoadOptions {
 }
 
 export interface LoadedRunner {
-  runner: ModelRunner;
+  /** With a `multimodal` property when the model takes images (server/media/runner_multimodal.ts). */
+  runner: ServableRunner;
   /** The weight format found, e.g. "nvfp4 (modelopt)". */
   format: string;
   /** A few lines summing up the load report (tensors consumed / ignored, bytes per format). */

@@ -1,11 +1,11 @@
 // Everything a loaded model serves with: its tokenizer and chat template, its generation_config defaults and EOS
-// ids, and the engine running on the runner. Built once the runner exists.
+// ids, the engine running on the runner, and whether (and how) the runner takes images. Built once the runner exists.
 import { eosTokenIdsOf, type GenerationConfig, loadGenerationConfig } from '../engine/generation_config.js';
 import { LLMEngine } from '../engine/engine.js';
-import type { ModelRunner } from '../engine/model_runner.js';
 import type { SamplingParamsInput } from '../engine/sampling_params.js';
 import { ChatTemplate } from '../models/common/chat_template.js';
 import { Tokenizer } from '../models/common/tokenizer.js';
+import type { RunnerMultimodal, ServableRunner } from './media/runner_multimodal.js';
 
 export interface ServingModelOptions {
   modelDir: string;
@@ -30,8 +30,11 @@ export class ServingModel {
   readonly samplingDefaults: SamplingParamsInput;
   /** generation_config's max_new_tokens: caps max_tokens; null when unset. */
   readonly maxNewTokens: number | null;
+  /** How the runner takes images; null: a text-only model (an image is a 400). */
+  readonly multimodal: RunnerMultimodal | null;
 
-  constructor(runner: ModelRunner, options: ServingModelOptions) {
+  constructor(runner: ServableRunner, options: ServingModelOptions) {
+    this.multimodal = runner.multimodal ?? null;
     this.tokenizer = Tokenizer.load(options.modelDir);
     this.chatTemplate = ChatTemplate.load(options.modelDir, this.tokenizer, options.chatTemplate);
     this.generationConfig = loadGenerationConfig(options.modelDir, { mode: options.generationConfig });

@@ -5,6 +5,8 @@ import { ApiError } from '../../core/errors.js';
 import type { ChatMessage, ChatTool } from '../../models/common/chat_messages.js';
 import { applyChatTemplate } from '../../models/common/chat_template.js';
 import { collectGeneration, type Generation, type ServerContext, startGeneration } from '../generation.js';
+import { chatMediaParts } from '../media/chat_media.js';
+import { prepareChatImages } from '../media/image_inputs.js';
 import { LogprobFormatter } from '../logprobs.js';
 import { checkStreamOptions, toSamplingParams } from '../sampling.js';
 import { ChatCompletionBody } from '../schemas.js';
@@ -25,10 +27,6 @@ export function registerChatCompletions(app: App, ctx: ServerContext): void {
       tools: (body.tools ?? null) as ChatTool[] | null,
       chatTemplateKwargs: (body.chat_template_kwargs ?? undefined) as Record<string, unknown> | undefined,
     });
-    if (rendered.media.length > 0)
-      throw new ApiError(400, 'DAWN_ERR_API_MEDIA_UNSUPPORTED', 'image and video inputs are not supported yet', {
-        param: 'messages',
-      });
     if (!body.logprobs && (body.top_logprobs ?? 0) > 0)
       throw new ApiError(
         400,
@@ -42,6 +40,15 @@ export function registerChatCompletions(app: App, ctx: ServerContext): void {
       logprobs: body.logprobs ? (body.top_logprobs ?? 0) : null,
       promptLogprobs: null,
     });
+    // Images: checked against the limits, loaded, preprocessed, their pads expanded (a 400 names the part at fault).
+    const { promptIds, mmInputs } = await prepareChatImages(
+      rendered.promptIds,
+      rendered.media,
+      chatMediaParts(body.messages as ChatMessage[]),
+      model.multimodal,
+      ctx.media,
+      ctx.metrics,
+    );
     const requestId = newRequestId('chatcmpl');
     const gen = startGeneration(
       ctx,
@@ -49,14 +56,15 @@ export function registerChatCompletions(app: App, ctx: ServerContext): void {
       { request, reply },
       {
         requestId,
-        promptTokenIds: rendered.promptIds,
+        promptTokenIds: promptIds,
+        ...(mmInputs.length > 0 ? { mmInputs } : {}),
         params,
         arrivalMs,
       },
     );
     const response = { id: requestId, modelName, created: nowS(), returnTokenIds: body.return_token_ids === true };
     if (body.stream === true)
-      return streamChat(reply, model, gen, response, body.stream_options?.include_usage === true, rendered.promptIds);
+      return streamChat(reply, model, gen, response, body.stream_options?.include_usage === true, promptIds);
     const { seqs, done } = await collectGeneration(gen);
     const formatter = new LogprobFormatter(model.tokenizer);
     return {
@@ -73,7 +81,7 @@ export function registerChatCompletions(app: App, ctx: ServerContext): void {
         ...(response.returnTokenIds ? { token_ids: seq.tokenIds } : {}),
       })),
       usage: wireUsage([done.usage]),
-      ...(response.returnTokenIds ? { prompt_token_ids: rendered.promptIds } : {}),
+      ...(response.returnTokenIds ? { prompt_token_ids: promptIds } : {}),
     };
   });
 }

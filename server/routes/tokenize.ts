@@ -1,8 +1,10 @@
 // POST /tokenize and POST /detokenize, as vLLM: a prompt (or chat messages, rendered with the chat template)
-// to token ids with the count and max_model_len; token ids back to text.
+// to token ids with the count and max_model_len (images count as the tokens they expand to); token ids back to text.
 import { ApiError } from '../../core/errors.js';
 import type { ChatMessage, ChatTool } from '../../models/common/chat_messages.js';
 import type { ServerContext } from '../generation.js';
+import { chatMediaParts } from '../media/chat_media.js';
+import { prepareChatImages } from '../media/image_inputs.js';
 import { DetokenizeBody, TokenizeBody } from '../schemas.js';
 import { type App, checkModelName } from './common.js';
 
@@ -22,6 +24,11 @@ export function registerTokenize(app: App, ctx: ServerContext): void {
       });
       // The template wrote the special tokens already (vLLM's default for chat: add_special_tokens false).
       tokens = tokenizer.encode(rendered.prompt, { addSpecialTokens: body.add_special_tokens ?? false });
+      // Images count as the tokens they expand to, as in the chat request (vLLM runs its processor here too).
+      const messages = body.messages as ChatMessage[];
+      const media = chatMediaParts(messages);
+      const prepared = await prepareChatImages(tokens, rendered.media, media, model.multimodal, ctx.media);
+      tokens = prepared.promptIds;
     } else tokens = tokenizer.encode(body.prompt, { addSpecialTokens: body.add_special_tokens ?? true });
     return {
       count: tokens.length,

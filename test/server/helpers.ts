@@ -5,6 +5,8 @@ import OpenAI from 'openai';
 import { FakeModelRunner, type FakeModelRunnerOptions } from '../../engine/fake_model_runner.js';
 import type { ScheduledBatch } from '../../engine/scheduled_batch.js';
 import type { StepOutput } from '../../engine/model_runner.js';
+import type { EngineRequest } from '../../engine/request.js';
+import type { RunnerMultimodal } from '../../server/media/runner_multimodal.js';
 import { type AppOptions, buildApp, shutdownApp } from '../../server/app.js';
 import type { App } from '../../server/routes/common.js';
 import { ModelHost } from '../../server/model_host.js';
@@ -18,6 +20,8 @@ export const MODEL_NAME = 'tiny-qwen3-vl-moe';
 /** The fake runner, recording the sampling params of every sampled entry (to check the defaults chain). */
 export class RecordingRunner extends FakeModelRunner {
   readonly sampledParams: ScheduledBatch['entries'][number]['sample'][] = [];
+  /** Set: the runner takes images (as a vision model's runner does). */
+  multimodal?: RunnerMultimodal;
 
   override async execute(batch: ScheduledBatch): Promise<StepOutput> {
     for (const e of batch.entries) if (e.sample !== null) this.sampledParams.push(e.sample);
@@ -31,6 +35,8 @@ export interface TestServerOptions {
   app?: AppOptions;
   /** Leave the host loading (no model yet); call `load()` to finish. */
   isLoading?: boolean;
+  /** The runner takes images this way (default: text only). */
+  multimodal?: RunnerMultimodal;
 }
 
 export interface TestServer {
@@ -38,6 +44,8 @@ export interface TestServer {
   app: App;
   host: ModelHost;
   runner: RecordingRunner;
+  /** Every request handed to the engine, in order. */
+  requests: EngineRequest[];
   model: () => ServingModel;
   client: (options?: { apiKey?: string; maxRetries?: number }) => OpenAI;
   load: () => void;
@@ -54,6 +62,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     vocabSize: tokenizer.vocabSize,
     ...options.runner,
   });
+  runner.multimodal = options.multimodal;
+  const requests: EngineRequest[] = [];
   const host = new ModelHost([MODEL_NAME, 'alias-model'], modelDir);
   const { app } = buildApp(host, options.app);
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -69,6 +79,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       generationConfig: 'auto',
       ...options.serving,
     });
+    const { engine } = model;
+    const addRequest = engine.addRequest.bind(engine);
+    engine.addRequest = (request) => {
+      requests.push(request);
+      return addRequest(request);
+    };
     host.setReady(model);
   };
   if (!options.isLoading) load();
@@ -78,6 +94,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     app,
     host,
     runner,
+    requests,
     model: () => model!,
     client: (o = {}) =>
       new OpenAI({ baseURL: `${address}/v1`, apiKey: o.apiKey ?? 'unused', maxRetries: o.maxRetries ?? 0 }),
