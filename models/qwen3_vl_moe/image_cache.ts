@@ -3,14 +3,7 @@
 // capacity; an image larger than the whole capacity is handed back without being kept. Lookups and hits are
 // counted for the server's vllm:mm_cache_queries / vllm:mm_cache_hits.
 import { ModelError } from '../../core/errors.js';
-
-/** The vision tower's output for one image (models/qwen3_vl_moe/vision_encoder.ts VisionFeatures). */
-export interface ImageFeatures {
-  /** [numTokens, outHidden] f32. */
-  embeds: Float32Array;
-  /** Per deepstack index, [numTokens, outHidden] f32. */
-  deepstack: Float32Array[];
-}
+import type { VisionFeatures } from './vision_encoder.js';
 
 export interface ImageCacheStats {
   /** Lookups counted so far, and how many found the image already encoded (or being encoded). */
@@ -21,14 +14,14 @@ export interface ImageCacheStats {
   capacityBytes: number;
 }
 
-export function featureBytes(f: ImageFeatures): number {
+export function featureBytes(f: VisionFeatures): number {
   return f.embeds.byteLength + f.deepstack.reduce((n, d) => n + d.byteLength, 0);
 }
 
 export class ImageCache {
-  private readonly entries = new Map<string, ImageFeatures>();
+  private readonly entries = new Map<string, VisionFeatures>();
   /** Encodes under way: a second lookup of the same image waits for the first instead of encoding again. */
-  private readonly pending = new Map<string, Promise<ImageFeatures>>();
+  private readonly pending = new Map<string, Promise<VisionFeatures>>();
   private bytes = 0;
   private queries = 0;
   private hits = 0;
@@ -45,7 +38,7 @@ export class ImageCache {
    * The features of the image `hash`, from the cache or by `encode()` (kept if they fit). `count: false` looks up
    * without counting (the runner counts one lookup per image per prefill, not one per chunk).
    */
-  async get(hash: string, encode: () => Promise<ImageFeatures>, count = true): Promise<ImageFeatures> {
+  async get(hash: string, encode: () => Promise<VisionFeatures>, count = true): Promise<VisionFeatures> {
     if (count) this.queries++;
     const hit = this.entries.get(hash);
     if (hit !== undefined) {
@@ -89,7 +82,7 @@ export class ImageCache {
     this.bytes = 0;
   }
 
-  private put(hash: string, features: ImageFeatures): void {
+  private put(hash: string, features: VisionFeatures): void {
     const size = featureBytes(features);
     if (size > this.capacityBytes || this.entries.has(hash)) return;
     for (const [oldest, f] of this.entries) {

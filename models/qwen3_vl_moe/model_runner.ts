@@ -2,13 +2,47 @@
 // entry's new tokens run with their positions and slots; entries that sample get the next token (and its
 // logprobs) from the GPU sampler; prefill chunks that score their prompt read back the chunk's logits, and the
 // host turns the few rows asked for into logprobs.
+// Images: an entry of a request with images gets M-RoPE positions (mrope_positions.ts; decode steps too, through
+// the rope delta), and a prefill chunk that covers image tokens gets those rows' vision features (SeqStep.visual).
+// An image is encoded whole, once per content hash (image_cache.ts), by the injected encoder; each chunk takes
+// the rows it computes, so chunked prefill may split an image and a prefix-cache hit may end inside one.
 import { ModelError } from '../../core/errors.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import type { SampledLogprobs, SampleRow } from '../../kernels/sampling.js';
-import type { ModelRunner, PromptLogprobsOutput, SampledToken, StepOutput } from '../../engine/model_runner.js';
-import type { TokenLogprobs } from '../../engine/request.js';
-import type { SampleSpec, ScheduledBatch } from '../../engine/scheduled_batch.js';
+import type {
+  ModelRunner,
+  MultiModalCacheStats,
+  PromptLogprobsOutput,
+  SampledToken,
+  StepOutput,
+} from '../../engine/model_runner.js';
+import type { MultiModalInput, TokenLogprobs } from '../../engine/request.js';
+import type { SampleSpec, ScheduledBatch, ScheduledSeq } from '../../engine/scheduled_batch.js';
+import type { SeqVisual } from './forward_visual.js';
+import { ImageCache, type ImageCacheStats } from './image_cache.js';
 import { Qwen3VlMoeModel, type Qwen3VlMoeLoadOptions, type SeqStep } from './model.js';
+import { MropePositions } from './mrope_positions.js';
+import { readImageProcessorConfig } from './processor/config.js';
+import type { ImageProcessorConfig, ProcessedImage } from './processor/types.js';
+import type { VisionFeatures } from './vision_encoder.js';
+
+/** What the runner reads of MultiModalInput.data (a ProcessedImage). */
+export type RunnerImage = Pick<ProcessedImage, 'pixelValues' | 'gridThw'>;
+
+/** Runs the vision tower (production: VisionEncoder, models/qwen3_vl_moe/vision_encoder.ts). */
+export interface ImageEncoder {
+  encode(img: RunnerImage): Promise<VisionFeatures>;
+  destroy?(): void;
+}
+
+export interface Qwen3VlMoeRunnerOptions extends Qwen3VlMoeLoadOptions {
+  /** Makes the image encoder once the model is loaded (it may use the model's vision weights); none: text only. */
+  imageEncoder?: (model: Qwen3VlMoeModel) => ImageEncoder | Promise<ImageEncoder>;
+  /** Encoded-image cache capacity (default 1 GiB of f32 features). */
+  imageCacheBytes?: number;
+}
+
+const DEFAULT_IMAGE_CACHE_BYTES = 2 ** 30;
 
 /** The engine's sampling spec as a sampler row; logprobs are the model's own (vLLM's default raw_logprobs). */
 export function sampleRowOf(spec: SampleSpec): SampleRow {
@@ -56,15 +90,45 @@ export function promptTokenLogprobs(row: Float32Array, target: number, numTop: n
   return { tokenId: target, logprob, rank, top };
 }
 
+/** What the server needs to prepare images for this runner (server/media/runner_multimodal.ts RunnerMultimodal). */
+export interface RunnerImageInput {
+  /** <|image_pad|>: the chat template writes one per image; the server expands it to the image's numTokens. */
+  readonly imagePadTokenId: number;
+  /** The checkpoint's preprocessor_config.json. */
+  readonly imageProcessor: ImageProcessorConfig;
+}
+
 export class Qwen3VlMoeRunner implements ModelRunner {
   private isReleased = false;
+  readonly imageCache: ImageCache;
+  /** Set when the runner was loaded with an image encoder: then it takes images. */
+  readonly multimodal?: RunnerImageInput;
+  /** Per request's image list (the array every entry of its sequences shares): its M-RoPE positions. */
+  private readonly mrope = new WeakMap<readonly MultiModalInput[], MropePositions>();
 
-  private constructor(readonly model: Qwen3VlMoeModel) {}
+  private constructor(
+    readonly model: Qwen3VlMoeModel,
+    private readonly encoder: ImageEncoder | null,
+    imageCacheBytes: number,
+    imageProcessor: ImageProcessorConfig | null,
+  ) {
+    this.imageCache = new ImageCache(imageCacheBytes);
+    if (imageProcessor) this.multimodal = { imagePadTokenId: model.config.imageTokenId, imageProcessor };
+  }
 
   /** Loads the model; prompt logprobs need every token of a chunk read back, so logit rows = maxTokens. */
-  static async create(gpu: Gpu, dir: string, opts: Qwen3VlMoeLoadOptions = {}): Promise<Qwen3VlMoeRunner> {
-    const maxTokens = opts.maxTokens ?? 256;
-    return new Qwen3VlMoeRunner(await Qwen3VlMoeModel.load(gpu, dir, { maxLogitRows: maxTokens, ...opts }));
+  static async create(gpu: Gpu, dir: string, opts: Qwen3VlMoeRunnerOptions = {}): Promise<Qwen3VlMoeRunner> {
+    const { imageEncoder, imageCacheBytes, ...loadOpts } = opts;
+    const maxTokens = loadOpts.maxTokens ?? 256;
+    const model = await Qwen3VlMoeModel.load(gpu, dir, { maxLogitRows: maxTokens, ...loadOpts });
+    try {
+      const imageProcessor = imageEncoder ? await readImageProcessorConfig(dir) : null;
+      const encoder = imageEncoder ? await imageEncoder(model) : null;
+      return new Qwen3VlMoeRunner(model, encoder, imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES, imageProcessor);
+    } catch (err) {
+      model.release();
+      throw err;
+    }
   }
 
   get numKvBlocks(): number {
@@ -83,17 +147,37 @@ export class Qwen3VlMoeRunner implements ModelRunner {
     return this.model.vocabSize;
   }
 
+  /** Image lookups (one per image per prefill) and hits, for vllm:mm_cache_queries / vllm:mm_cache_hits. */
+  multiModalCacheStats(): MultiModalCacheStats {
+    const { queries, hits } = this.imageCache.stats();
+    return { queries, hits };
+  }
+
+  /** The image cache's counters, entries and bytes. */
+  imageCacheStats(): ImageCacheStats {
+    return this.imageCache.stats();
+  }
+
   async execute(batch: ScheduledBatch): Promise<StepOutput> {
     if (this.isReleased) throw new ModelError('DAWN_ERR_MODEL_RELEASED', 'qwen3_vl_moe runner: execute after release');
-    const seqs: SeqStep[] = batch.entries.map((e) => ({
-      tokenIds: e.tokenIds,
-      positions: e.positions,
-      slotMapping: e.slotMapping,
-      blockTable: e.blockTable,
-      contextLen: e.contextLen,
-      logits: e.phase === 'prefill' && e.promptLogprobs !== null ? 'all' : 'none',
-      sample: e.sample ? sampleRowOf(e.sample) : undefined,
-    }));
+    const seqs: SeqStep[] = [];
+    for (const e of batch.entries) {
+      const step: SeqStep = {
+        tokenIds: e.tokenIds,
+        positions: e.positions,
+        slotMapping: e.slotMapping,
+        blockTable: e.blockTable,
+        contextLen: e.contextLen,
+        logits: e.phase === 'prefill' && e.promptLogprobs !== null ? 'all' : 'none',
+        sample: e.sample ? sampleRowOf(e.sample) : undefined,
+      };
+      if (e.mmInputs.length > 0) {
+        const start = e.positions[0];
+        step.positions = this.mropeOf(e.mmInputs).range(start, start + e.tokenIds.length);
+        if (e.phase === 'prefill') step.visual = await this.visualOf(e, start);
+      }
+      seqs.push(step);
+    }
     const out = await this.model.forward({ seqs });
     const V = this.vocabSize;
     const sampled: SampledToken[] = [];
@@ -124,6 +208,97 @@ export class Qwen3VlMoeRunner implements ModelRunner {
   async release(): Promise<void> {
     if (this.isReleased) return;
     this.isReleased = true;
+    this.imageCache.clear();
+    this.encoder?.destroy?.();
     this.model.release();
   }
+
+  private mropeOf(mmInputs: readonly MultiModalInput[]): MropePositions {
+    let m = this.mrope.get(mmInputs);
+    if (m === undefined) {
+      const merge = this.model.config.vision.spatialMergeSize;
+      m = new MropePositions(
+        mmInputs.map((mm, i) => {
+          const [t, h, w] = imageOf(mm, i, merge).gridThw;
+          return { tokenStart: mm.tokenStart, grid: [t, h / merge, w / merge] };
+        }),
+      );
+      this.mrope.set(mmInputs, m);
+    }
+    return m;
+  }
+
+  /** The vision rows of a prefill chunk: for each image it overlaps, the features of the rows inside the chunk. */
+  private async visualOf(
+    e: Extract<ScheduledSeq, { phase: 'prefill' }>,
+    start: number,
+  ): Promise<SeqVisual | undefined> {
+    const end = start + e.tokenIds.length;
+    const H = this.model.config.text.hiddenSize;
+    const numDeepstack = this.model.config.vision.deepstackVisualIndexes.length;
+    const merge = this.model.config.vision.spatialMergeSize;
+    const rows: number[] = [];
+    const parts: { f: VisionFeatures; from: number; to: number }[] = [];
+    for (const [i, mm] of e.mmInputs.entries()) {
+      const lo = Math.max(start, mm.tokenStart);
+      const hi = Math.min(end, mm.tokenStart + mm.numTokens);
+      if (lo >= hi) continue;
+      const img = imageOf(mm, i, merge);
+      const encoder = this.encoder;
+      if (encoder === null)
+        throw new ModelError(
+          'DAWN_ERR_MODEL_INPUT',
+          'qwen3_vl_moe runner: the request has images, and this runner was loaded without a vision encoder',
+        );
+      // One counted lookup per image per prefill: in the chunk holding the first image row this prefill computes.
+      const isFirstUse = lo === Math.max(mm.tokenStart, e.numCachedTokens);
+      const f = await this.imageCache.get(mm.contentHash, () => encoder.encode(img), isFirstUse);
+      if (f.embeds.length !== mm.numTokens * H || f.deepstack.length !== numDeepstack)
+        throw new ModelError(
+          'DAWN_ERR_MODEL_VISUAL',
+          `qwen3_vl_moe runner: image ${i} encoded to ${f.embeds.length} floats and ${f.deepstack.length} deepstack layers, expected ${mm.numTokens}×${H} and ${numDeepstack}`,
+        );
+      for (let p = lo; p < hi; p++) rows.push(p - start);
+      parts.push({ f, from: lo - mm.tokenStart, to: hi - mm.tokenStart });
+    }
+    if (parts.length === 0) return undefined;
+    const gather = (pick: (f: VisionFeatures) => Float32Array) => {
+      if (parts.length === 1) return pick(parts[0].f).subarray(parts[0].from * H, parts[0].to * H);
+      const out = new Float32Array(rows.length * H);
+      let at = 0;
+      for (const { f, from, to } of parts) {
+        out.set(pick(f).subarray(from * H, to * H), at);
+        at += (to - from) * H;
+      }
+      return out;
+    };
+    return {
+      rows,
+      embeds: gather((f) => f.embeds),
+      deepstack: Array.from({ length: numDeepstack }, (_, l) => gather((f) => f.deepstack[l])),
+    };
+  }
+}
+
+/** The image payload of one MultiModalInput, checked against its placeholder count. */
+function imageOf(mm: MultiModalInput, i: number, merge: number): RunnerImage {
+  const d = mm.data as Partial<RunnerImage> | undefined;
+  const grid = d?.gridThw;
+  if (
+    !(d?.pixelValues instanceof Float32Array) ||
+    !Array.isArray(grid) ||
+    grid.length !== 3 ||
+    !grid.every((v) => Number.isSafeInteger(v) && v >= 1)
+  )
+    throw new ModelError(
+      'DAWN_ERR_MODEL_INPUT',
+      `qwen3_vl_moe runner: image ${i} (${mm.contentHash}) carries no processed image (pixelValues Float32Array and gridThw [t, h, w])`,
+    );
+  const [t, h, w] = grid;
+  if (h % merge || w % merge || (t * h * w) / (merge * merge) !== mm.numTokens)
+    throw new ModelError(
+      'DAWN_ERR_MODEL_INPUT',
+      `qwen3_vl_moe runner: image ${i} has grid [${grid}] (${(t * h * w) / (merge * merge)} tokens after ${merge}×${merge} merging), but occupies ${mm.numTokens} prompt tokens`,
+    );
+  return d as RunnerImage;
 }

@@ -1,9 +1,10 @@
 // The encoded-image cache: one encode per content hash, least recently used out first by bytes, counters.
 import { describe, expect, it } from 'vitest';
-import { featureBytes, ImageCache, type ImageFeatures } from '../../models/qwen3_vl_moe/image_cache.js';
+import { featureBytes, ImageCache } from '../../models/qwen3_vl_moe/image_cache.js';
+import type { VisionFeatures } from '../../models/qwen3_vl_moe/vision_encoder.js';
 
 /** Features of `rows` rows of 4 floats plus one deepstack layer: 32·rows bytes. */
-function features(rows: number, fill: number): ImageFeatures {
+function features(rows: number, fill: number): VisionFeatures {
   return { embeds: new Float32Array(rows * 4).fill(fill), deepstack: [new Float32Array(rows * 4).fill(-fill)] };
 }
 

@@ -1,0 +1,156 @@
+// Images through the whole path on the tiny Qwen3-VL-MoE (bf16, f32 KV): engine → scheduler → Qwen3VlMoeRunner
+// (M-RoPE positions, image cache, vision rows per chunk) → GPU forward. The encoder injected here is the f64 CPU
+// vision reference (the GPU VisionEncoder is tested against it on its own). The golden `image` prompt must give
+// transformers' 12 greedy tokens: prefilled in one step, in 8-token chunks that split the image, and next to a
+// concurrent text request; the image is encoded once for all of it. A prefix-cache hit that ends inside an image
+// must give the same tokens as computing the prompt from scratch.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LLMEngine } from '../../engine/engine.js';
+import type { MultiModalInput, RequestOutputEvent } from '../../engine/request.js';
+import { createSamplingParams } from '../../engine/sampling_params.js';
+import type { ScheduledBatch } from '../../engine/scheduled_batch.js';
+import { Qwen3VlMoeRunner } from '../../models/qwen3_vl_moe/model_runner.js';
+import type { ProcessedImage } from '../../models/qwen3_vl_moe/processor/types.js';
+import { findFixture } from '../helpers/fixtures.js';
+import { gpuOrSkip } from '../helpers/gpu.js';
+import { type Golden, goldenFormats, readGolden, tinyRoot } from './qwen3_vl_moe_reference_golden.js';
+import { loadReferenceVisionWeights, readProcessedImage, referenceVision } from './qwen3_vl_moe_vision_reference.js';
+
+const gpu = await gpuOrSkip();
+const dir = findFixture(`${tinyRoot}/bf16`);
+const imagePath = findFixture(`${tinyRoot}/image/gradient-100x75.processed.safetensors`);
+const timeout = 600_000;
+
+async function generate(
+  engine: LLMEngine,
+  id: string,
+  prompt: readonly number[],
+  mmInputs: readonly MultiModalInput[] | undefined,
+  maxTokens = 12,
+) {
+  const params = createSamplingParams({ temperature: 0, ignoreEos: true, maxTokens });
+  const tokens: number[] = [];
+  let done: Extract<RequestOutputEvent, { type: 'done' }> | null = null;
+  for await (const ev of engine.addRequest({ requestId: id, promptTokenIds: prompt, params, mmInputs })) {
+    if (ev.type === 'done') done = ev;
+    else tokens.push(...ev.tokenIds);
+  }
+  return { tokens, cached: done!.usage.cachedPromptTokens };
+}
+
+describe.skipIf(!gpu || !dir || !imagePath)(
+  'Qwen3-VL-MoE runner with images under the engine (bf16)',
+  { timeout },
+  () => {
+    let runner: Qwen3VlMoeRunner;
+    let golden: Golden;
+    let image: ProcessedImage;
+    let imageStart: number;
+    let encodes = 0;
+    /** Every prefill entry run: its first position and length. */
+    const prefills: { start: number; n: number }[] = [];
+    /** Both engines share the runner; each has its own KV bookkeeping and prefix cache, used one at a time. */
+    let roomy: LLMEngine;
+    let chunked: LLMEngine;
+
+    beforeAll(async () => {
+      const weights = await loadReferenceVisionWeights(dir!);
+      runner = await Qwen3VlMoeRunner.create(gpu!, dir!, {
+        numKvBlocks: 32,
+        maxTokens: 64,
+        maxSeqs: 4,
+        kvDtype: 'f32',
+        imageEncoder: () => ({
+          encode: async (img) => {
+            encodes++;
+            return referenceVision(weights, img.pixelValues, img.gridThw);
+          },
+        }),
+      });
+      const execute = runner.execute.bind(runner);
+      runner.execute = (batch: ScheduledBatch) => {
+        for (const e of batch.entries)
+          if (e.phase === 'prefill') prefills.push({ start: e.positions[0], n: e.tokenIds.length });
+        return execute(batch);
+      };
+      roomy = new LLMEngine({ runner, maxNumSeqs: 4, maxNumBatchedTokens: 64, maxWaiting: 8, eosTokenIds: [] });
+      chunked = new LLMEngine({ runner, maxNumSeqs: 4, maxNumBatchedTokens: 8, maxWaiting: 8, eosTokenIds: [] });
+      golden = await readGolden(goldenFormats[0]);
+      const processed = await readProcessedImage(imagePath!);
+      const [t, h, w] = processed.gridThw;
+      image = { ...processed, numTokens: (t * h * w) / 4, contentHash: 'fixture-gradient-100x75' };
+      imageStart = golden.cases.image.prompt_ids.indexOf(runner.model.config.imageTokenId);
+    }, timeout);
+    afterAll(async () => {
+      await chunked?.shutdown(0); // releases the runner
+    });
+
+    const mmAt = (tokenStart: number): MultiModalInput[] => [
+      { contentHash: image.contentHash, tokenStart, numTokens: image.numTokens, data: image },
+    ];
+
+    it('generates transformers’ greedy tokens for the image prompt, prefilled in one step', async () => {
+      const c = golden.cases.image;
+      expect(imageStart).toBe(5);
+      expect(runner.multimodal?.imagePadTokenId).toBe(runner.model.config.imageTokenId);
+      expect(runner.multimodal?.imageProcessor).toMatchObject({ patchSize: 16, mergeSize: 2, temporalPatchSize: 2 });
+      expect(image.numTokens).toBe(6);
+      const out = await generate(roomy, 'img', c.prompt_ids, mmAt(imageStart));
+      expect(out.tokens).toEqual(c.greedy_ids);
+      expect(encodes).toBe(1);
+      expect(runner.multiModalCacheStats()).toEqual({ queries: 1, hits: 0 });
+    });
+
+    it('gives the same tokens with the image split across 8-token chunks, beside a text request; encodes it once', async () => {
+      const { image: c, text } = golden.cases;
+      prefills.length = 0;
+      const [a, b] = await Promise.all([
+        generate(chunked, 'img-chunked', c.prompt_ids, mmAt(imageStart)),
+        generate(chunked, 'text', text.prompt_ids, undefined),
+      ]);
+      expect(a.tokens).toEqual(c.greedy_ids);
+      expect(b.tokens).toEqual(text.greedy_ids);
+      // Some chunk started inside the image (rows 5..10): the runner sliced the image's rows across chunks.
+      expect(prefills.some((p) => p.start > imageStart && p.start < imageStart + image.numTokens)).toBe(true);
+      expect(encodes).toBe(1);
+      expect(runner.multiModalCacheStats()).toEqual({ queries: 2, hits: 1 });
+      expect(chunked.metricsSnapshot()).toMatchObject({ mmCacheQueries: 2, mmCacheHits: 1 });
+    });
+
+    it('continues a prefix-cache hit that ends inside an image exactly as a computation from scratch', async () => {
+      // Eight more text tokens before the image put it at tokens 13..18, across the first block boundary (16).
+      const ids = golden.cases.image.prompt_ids;
+      const filler = golden.cases.text.prompt_ids.slice(0, 8);
+      const start = imageStart + filler.length;
+      const primer = [...ids.slice(0, imageStart), ...filler, ...ids.slice(imageStart)];
+      // The same first block (image rows 0..2 in it), a different second block: the hit ends at token 16.
+      const prompt = [...primer];
+      prompt[25] = primer[25] === 35 ? 36 : 35;
+      await generate(roomy, 'primer', primer, mmAt(start), 1);
+      prefills.length = 0;
+      const hit = await generate(roomy, 'hit', prompt, mmAt(start), 6);
+      expect(hit.cached).toBe(16);
+      expect(prefills[0]).toEqual({ start: 16, n: prompt.length - 16 });
+      // From scratch in one step (no prefix cache): the image's rows all in one chunk.
+      const fresh = new LLMEngine({
+        runner,
+        maxNumSeqs: 4,
+        maxNumBatchedTokens: 64,
+        maxWaiting: 8,
+        eosTokenIds: [],
+        enablePrefixCaching: false,
+      });
+      const scratch = await generate(fresh, 'scratch', prompt, mmAt(start), 6);
+      expect(scratch.cached).toBe(0);
+      expect(hit.tokens).toEqual(scratch.tokens);
+      expect(encodes).toBe(1);
+    });
+
+    it('refuses an image whose grid does not match its placeholder count, naming it', async () => {
+      const bad: MultiModalInput[] = [{ ...mmAt(imageStart)[0], numTokens: 5 }];
+      await expect(generate(roomy, 'bad', golden.cases.image.prompt_ids, bad, 1)).rejects.toThrow(
+        /image 0 has grid \[1,4,6\] \(6 tokens after 2×2 merging\), but occupies 5 prompt tokens/,
+      );
+    });
+  },
+);
