@@ -1,6 +1,7 @@
 // Decodes a client's image bytes with sharp into 8-bit RGB. PNG, JPEG, WebP and GIF (first frame) are accepted.
-// Alpha is dropped, not composited, as PIL's convert("RGB") in transformers' convert_to_rgb does; EXIF
-// orientation is applied, as transformers' load_image (ImageOps.exif_transpose) does.
+// Alpha is dropped, not composited, as PIL's convert("RGB") in transformers' convert_to_rgb does (vLLM's loader
+// composites on white instead; the goldens come from transformers); EXIF orientation is applied, as transformers'
+// load_image (ImageOps.exif_transpose) does.
 import sharp from 'sharp';
 import { ImageInputError } from './errors.js';
 import type { RgbImage } from './types.js';
