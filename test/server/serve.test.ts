@@ -32,10 +32,28 @@ describe('dawnllm serve', () => {
       '--chat-template',
       '--generation-config',
       '--device',
+      '--allowed-local-media-path',
+      '--allowed-media-domains',
+      '--limit-mm-per-prompt',
+      '--media-fetch-timeout',
+      '--max-image-bytes',
     ])
       expect(help).toContain(flag);
     expect(help).toContain('(default: 8000)');
     expect(help).toContain('(default: 0.9)');
+  });
+
+  it('a bad image-intake flag is a usage error before the port opens', async () => {
+    const lines: string[] = [];
+    const run = (...flags: string[]) =>
+      runServe(['--host', '127.0.0.1', '--port', '0', ...flags, modelDir], { print: (l) => lines.push(l) });
+    await expect(run('--limit-mm-per-prompt', 'image=2')).rejects.toMatchObject({
+      code: 'DAWN_ERR_CLI_USAGE',
+      message: expect.stringContaining(`--limit-mm-per-prompt: expected JSON like '{"image": 2}'`),
+    });
+    await expect(run('--allowed-local-media-path', join(modelDir, 'no-such-dir'))).rejects.toThrow(/does not exist/);
+    await expect(run('--media-fetch-timeout', '-1')).rejects.toThrow(/positive number of seconds/);
+    expect(lines).toEqual([]);
   });
 
   it('the module runner factory names the missing runner module clearly', async () => {
