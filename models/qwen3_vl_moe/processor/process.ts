@@ -7,17 +7,19 @@ import { resizeBicubicRgb8 } from './resize.js';
 import { smartResize } from './smart_resize.js';
 import type { ImageProcessorConfig, ProcessedImage, RgbImage } from './types.js';
 
-export function processImage(img: RgbImage, cfg: ImageProcessorConfig): ProcessedImage {
+/** `where` (e.g. the request's JSON path of the image part) prefixes the 400 errors (aspect ratio, size). */
+export function processImage(img: RgbImage, cfg: ImageProcessorConfig, where: string | null = null): ProcessedImage {
   const { width, height, rgb } = img;
   if (rgb.length !== width * height * 3) {
     throw new ImageInputError(
       'DAWN_ERR_IMAGE_SIZE',
-      `image ${width}x${height} should carry ${width * height * 3} RGB bytes, found ${rgb.length}`,
+      `${where === null ? '' : `${where}: `}image ${width}x${height} should carry ${width * height * 3} RGB bytes, found ${rgb.length}`,
+      where,
     );
   }
   const p = cfg.patchSize;
   const m = cfg.mergeSize;
-  const size = smartResize(height, width, p * m, cfg.minPixels, cfg.maxPixels);
+  const size = smartResize(height, width, p * m, cfg.minPixels, cfg.maxPixels, where);
   const resized = resizeBicubicRgb8(rgb, width, height, size.width, size.height);
   const gridH = size.height / p;
   const gridW = size.width / p;

@@ -21,15 +21,18 @@ export function smartResize(
   factor: number,
   minPixels: number,
   maxPixels: number,
+  where: string | null = null,
 ): { height: number; width: number } {
+  const at = where === null ? '' : `${where}: `;
   if (!(height > 0 && width > 0)) {
-    throw new ImageInputError('DAWN_ERR_IMAGE_SIZE', `image size ${width}x${height} is empty`);
+    throw new ImageInputError('DAWN_ERR_IMAGE_SIZE', `${at}image size ${width}x${height} is empty`, where);
   }
   const ratio = Math.max(height, width) / Math.min(height, width);
   if (ratio > MAX_ASPECT_RATIO) {
     throw new ImageInputError(
       'DAWN_ERR_IMAGE_ASPECT',
-      `image ${width}x${height} has an aspect ratio of ${ratio.toFixed(1)}; at most ${MAX_ASPECT_RATIO} is accepted`,
+      `${at}image ${width}x${height} has an aspect ratio of ${ratio.toFixed(1)}; at most ${MAX_ASPECT_RATIO} is accepted`,
+      where,
     );
   }
   let hBar = pyRound(height / factor) * factor;

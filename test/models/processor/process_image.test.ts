@@ -143,6 +143,13 @@ describe('processImage layout', () => {
     expect(otherNorm.contentHash).not.toBe(out.contentHash);
   });
 
+  it('refuses an extreme aspect ratio with a 400 naming where the image came from', () => {
+    const thin = { width: 500, height: 2, rgb: new Uint8Array(500 * 2 * 3) };
+    expect(() => processImage(thin, cfg, 'messages[1].content[0]')).toThrow(
+      /^messages\[1\]\.content\[0\]: image 500x2 has an aspect ratio of 250\.0/,
+    );
+  });
+
   it('refuses an RGB buffer of the wrong length', () => {
     expect(() => processImage({ width: W, height: H, rgb: rgb.subarray(1) }, cfg)).toThrow(
       /should carry 18432 RGB bytes/,

@@ -47,5 +47,8 @@ describe('smartResize', () => {
   it('refuses an aspect ratio above 200, as transformers raises', () => {
     expect(() => smartResize(1, 201, 32, MIN, MAX)).toThrow(ImageInputError);
     expect(() => smartResize(1000, 4, 32, MIN, MAX)).toThrow(/aspect ratio of 250\.0; at most 200/);
+    expect(() => smartResize(1000, 4, 32, MIN, MAX, 'messages[0].content[2]')).toThrow(
+      /^messages\[0\]\.content\[2\]: image 4x1000 has an aspect ratio/,
+    );
   });
 });
