@@ -10,9 +10,11 @@ import type { MultiModalInput, RequestOutputEvent } from '../../engine/request.j
 import { createSamplingParams } from '../../engine/sampling_params.js';
 import type { ScheduledBatch } from '../../engine/scheduled_batch.js';
 import { Qwen3VlMoeRunner } from '../../models/qwen3_vl_moe/model_runner.js';
+import { MropePositions } from '../../models/qwen3_vl_moe/mrope_positions.js';
 import type { ProcessedImage } from '../../models/qwen3_vl_moe/processor/types.js';
 import { findFixture } from '../helpers/fixtures.js';
 import { gpuOrSkip } from '../helpers/gpu.js';
+import { argmax, loadReferenceWeights, referenceForward } from './qwen3_vl_moe_reference.js';
 import { type Golden, goldenFormats, readGolden, tinyRoot } from './qwen3_vl_moe_reference_golden.js';
 import { loadReferenceVisionWeights, readProcessedImage, referenceVision } from './qwen3_vl_moe_vision_reference.js';
 
@@ -144,6 +146,59 @@ describe.skipIf(!gpu || !dir || !imagePath)(
       expect(scratch.cached).toBe(0);
       expect(hit.tokens).toEqual(scratch.tokens);
       expect(encodes).toBe(1);
+    });
+
+    it('places two images of one prompt as the CPU reference does, in one chunk and split across chunks', async () => {
+      // The golden prompt with a second image (the fixture's pixels negated) after eight more text tokens.
+      const ids = golden.cases.image.prompt_ids;
+      const end = imageStart + image.numTokens + 1; // after <|vision_end|>
+      const second = [ids[imageStart - 1], ...ids.slice(imageStart, end)];
+      const prompt = [...ids.slice(0, end), ...golden.cases.text.prompt_ids.slice(0, 8), ...second, ...ids.slice(end)];
+      const start2 = end + 8 + 1;
+      const negated: ProcessedImage = {
+        ...image,
+        pixelValues: image.pixelValues.map((v) => -v),
+        contentHash: 'fixture-gradient-100x75-negated',
+      };
+      const mm: MultiModalInput[] = [
+        ...mmAt(imageStart),
+        { contentHash: negated.contentHash, tokenStart: start2, numTokens: image.numTokens, data: negated },
+      ];
+      // The reference: both images' features at their rows, M-RoPE positions, greedy with the cache recomputed.
+      const vision = await loadReferenceVisionWeights(dir!);
+      const w = await loadReferenceWeights(dir!);
+      const feats = [image, negated].map((img) => referenceVision(vision, img.pixelValues, img.gridThw));
+      const cat = (pick: (f: (typeof feats)[number]) => Float32Array) => {
+        const out = new Float32Array(pick(feats[0]).length * 2);
+        out.set(pick(feats[0]));
+        out.set(pick(feats[1]), pick(feats[0]).length);
+        return out;
+      };
+      const rows = [...mm.flatMap((m) => Array.from({ length: m.numTokens }, (_, j) => m.tokenStart + j))];
+      const visual = {
+        rows,
+        embeds: cat((f) => f.embeds),
+        deepstack: feats[0].deepstack.map((_, l) => cat((f) => f.deepstack[l])),
+      };
+      const mrope = new MropePositions(mm.map((m) => ({ tokenStart: m.tokenStart, grid: [1, 2, 3] as const })));
+      const V = runner.vocabSize;
+      const seq = [...prompt];
+      const want: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const logits = referenceForward(w, seq, mrope.range(0, seq.length), undefined, visual).logits;
+        want.push(argmax(logits.subarray((seq.length - 1) * V)));
+        seq.push(want[i]);
+      }
+      const before = encodes;
+      prefills.length = 0;
+      const whole = await generate(roomy, 'two-whole', prompt, mm, 6);
+      expect(prefills[0]).toEqual({ start: 0, n: prompt.length }); // both images in one chunk
+      prefills.length = 0;
+      const split = await generate(chunked, 'two-split', prompt, mm, 6);
+      expect(prefills.some((p) => p.start > start2 && p.start < start2 + image.numTokens)).toBe(true);
+      expect(whole.tokens).toEqual(want);
+      expect(split.tokens).toEqual(want);
+      expect(encodes - before).toBe(1); // only the new image
     });
 
     it('refuses an image whose grid does not match its placeholder count, naming it', async () => {
