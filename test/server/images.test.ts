@@ -134,6 +134,21 @@ describe('image_url in chat completions', () => {
     expect(body.prompt_token_ids.length).toBe(golden.prompt_ids.length + 8);
   });
 
+  it('streams with images too: the first chunk carries the expanded prompt ids', async () => {
+    const stream = await vision.client().chat.completions.create({
+      model: MODEL_NAME,
+      messages: userTurn(dataUrl(png)),
+      max_tokens: 2,
+      temperature: 0,
+      stream: true,
+      ...{ return_token_ids: true },
+    });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk as typeof chunk & { prompt_token_ids?: number[] });
+    expect(chunks[0].prompt_token_ids).toEqual(golden.prompt_ids);
+    expect(vision.requests[vision.requests.length - 1].mmInputs).toHaveLength(1);
+  });
+
   it('more images than --limit-mm-per-prompt is a 400 naming the limit', async () => {
     const url = dataUrl(png);
     await expect400(vision, userTurn(url, url, url), {
