@@ -30,7 +30,7 @@ function threadsPerRow(headDim: number): number {
 }
 
 function workgroupBytes(blockQ: number, bk: number, headDim: number): number {
-  return bk * headDim * 4 + blockQ * bk * 4;
+  return bk * headDim * 4 + 2 * blockQ * bk * 4; // K or V tile, scores, exponentials
 }
 
 /**
@@ -127,7 +127,7 @@ export class VisionAttention {
       );
     const params = new ArrayBuffer(32);
     new Uint32Array(params).set([H, S, 0, D / 4, D / 4 / this.tpr, this.kpt, this.kpt * this.tpr]);
-    new Float32Array(params, 8, 1)[0] = 1 / Math.sqrt(D);
+    new Float32Array(params, 8, 1)[0] = Math.LOG2E / Math.sqrt(D);
     const uniform = createUniform(this.gpu, `${label}/params`, new Uint8Array(params));
     return simpleDispatch(this.gpu, label, this.pipeline, [uniform, bufs.qkv, bufs.cuSeqlens, bufs.out], [tiles, H]);
   }
