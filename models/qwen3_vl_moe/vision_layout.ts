@@ -4,6 +4,7 @@
 // temporal frame, as transformers' cu_seqlens). Mirrors Qwen3VLVisionModel.rot_pos_emb, fast_pos_embed_interpolate
 // and the cu_seqlens line of its forward.
 import { ModelError } from '../../core/errors.js';
+import { visionCuSeqlens } from '../../kernels/vision_attention.js';
 import { visionRopePositions } from '../../kernels/vision_rope.js';
 import type { Qwen3VlMoeVisionConfig } from './config.js';
 
@@ -69,7 +70,7 @@ export function visionLayout(cfg: Qwen3VlMoeVisionConfig, gridThw: readonly [num
     rowCol,
     interpIndex,
     interpWeight,
-    cuSeqlens: Uint32Array.from({ length: t + 1 }, (_, f) => f * frame),
+    cuSeqlens: visionCuSeqlens([[t, h, w]]),
   };
 }
 
