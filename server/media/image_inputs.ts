@@ -59,7 +59,7 @@ async function prepareImage(
   const start = performance.now();
   const { bytes, source } = await loadImageBytes(part.url, options, part.param);
   const rgb = await decodeImage(bytes, part.param);
-  const processed = processImage(rgb, multimodal.imageProcessor);
+  const processed = processImage(rgb, multimodal.imageProcessor, part.param);
   observer?.imageProcessed(source, (performance.now() - start) / 1000);
   return processed;
 }

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProcessedImage } from '../../models/qwen3_vl_moe/processor/index.js';
 import { decodeImage, processImage, readImageProcessorConfig } from '../../models/qwen3_vl_moe/processor/index.js';
@@ -187,6 +188,16 @@ describe('image_url in chat completions', () => {
     });
     await expect400(vision, userTurn(dataUrl(new TextEncoder().encode('not an image at all'))), {
       code: 'DAWN_ERR_IMAGE_UNDECODABLE',
+    });
+  });
+
+  it('an image the processor cannot take (aspect ratio over 200) is a 400 naming the part', async () => {
+    const sliver = await sharp({ create: { width: 402, height: 2, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
+    await expect400(vision, userTurn(dataUrl(png), dataUrl(sliver)), {
+      code: 'DAWN_ERR_IMAGE_ASPECT',
+      param: 'messages[0].content[1].image_url',
     });
   });
 
