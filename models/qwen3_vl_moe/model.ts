@@ -19,6 +19,7 @@ import { ForwardBuffers, type StepLimits } from './forward_buffers.js';
 import { ForwardVisual, type SeqVisual, type VisualDispatches } from './forward_visual.js';
 import { buildStepGraph, ForwardKernels, type GraphInputs, type StepGraph } from './forward_graph.js';
 import { loadModelWeights, type ModelWeights } from './model_load.js';
+import type { VisionWeights } from './vision_weights.js';
 
 export interface Qwen3VlMoeLoadOptions {
   /** KV cache element type: bf16 (default), fp8e4m3, or f32 (tests: no storage rounding). */
@@ -116,6 +117,11 @@ export class Qwen3VlMoeModel {
 
   get loadMs(): number {
     return this.weights.loadMs;
+  }
+
+  /** The vision tower's weights (uploaded with the text model's, released with them): VisionEncoder.create's input. */
+  get visionWeights(): VisionWeights {
+    return this.weights.vision;
   }
 
   static async load(gpu: Gpu, dir: string, opts: Qwen3VlMoeLoadOptions = {}): Promise<Qwen3VlMoeModel> {

@@ -1,7 +1,8 @@
 // What `serve` loads (server/runner_factory.ts: loadRunner(options) → LoadedRunner): opens the GPU, maps the serve
 // flags onto the model's options, sizes the KV pool with the engine's rule (engine/kv_budget.ts) and loads the
-// Qwen3-VL-MoE runner. WebGPU does not report device memory: a software adapter gets a fixed pool, hardware uses
-// DAWNLLM_GPU_MEMORY_GIB (default 24 GiB, a safe floor for the GPUs we target; set it to use more of an H100).
+// Qwen3-VL-MoE runner with its GPU vision tower (VisionEncoder) for images. WebGPU does not report device memory: a
+// software adapter gets a fixed pool, hardware uses DAWNLLM_GPU_MEMORY_GIB (default 24 GiB, a safe floor for the
+// GPUs we target; set it to use more of an H100).
 import { ModelError } from '../../core/errors.js';
 import { formatBytes, formatDuration } from '../../core/format.js';
 import { kvBudget } from '../../engine/kv_budget.js';
@@ -10,6 +11,7 @@ import { KV_BLOCK_SIZE, type KvDtype, kvBytesPerElement } from '../../kernels/kv
 import type { LoadedRunner, RunnerLoadOptions } from '../../server/runner_factory.js';
 import type { Qwen3VlMoeConfig } from './config.js';
 import { Qwen3VlMoeRunner } from './model_runner.js';
+import { VisionEncoder } from './vision_encoder.js';
 
 /** KV blocks on a software adapter (lavapipe): 4096 tokens, enough for tests and the bundled small models. */
 const SOFTWARE_KV_BLOCKS = 256;
@@ -54,6 +56,8 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
       maxSeqs: o.maxNumSeqs,
       maxTokens,
       maxModelLen: o.maxModelLen ?? undefined,
+      // Images: the GPU vision tower over the checkpoint's vision weights (uploaded with the text model's).
+      imageEncoder: (model) => VisionEncoder.create(gpu, model.visionWeights, model.config),
       numKvBlocks: ({ weightBytes, config }) => {
         const t = config.text;
         const layout = {
@@ -91,6 +95,7 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
       `weights: ${formatBytes(m.weightBytes)} on the GPU (${m.format}), uploaded in ${formatDuration(m.loadMs)}`,
       budgetLine,
       `max model len ${m.maxModelLen}, up to ${o.maxNumSeqs} sequences and ${maxTokens} tokens per step`,
+      `images: vision tower on the GPU, encoded-image cache ${formatBytes(runner.imageCache.capacityBytes)}`,
     ];
     for (const line of loadSummary) o.onProgress?.(line);
     return { runner, format: m.format, loadSummary };

@@ -3,7 +3,8 @@
 // vision reference (the GPU VisionEncoder is tested against it on its own). The golden `image` prompt must give
 // transformers' 12 greedy tokens: prefilled in one step, in 8-token chunks that split the image, and next to a
 // concurrent text request; the image is encoded once for all of it. A prefix-cache hit that ends inside an image
-// must give the same tokens as computing the prompt from scratch.
+// must give the same tokens as computing the prompt from scratch. Two images in one prompt follow the CPU reference.
+// Last, what serve loads (loadRunner, with the GPU VisionEncoder and a bf16 KV cache) gives the golden tokens too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LLMEngine } from '../../engine/engine.js';
 import type { MultiModalInput, RequestOutputEvent } from '../../engine/request.js';
@@ -11,6 +12,7 @@ import { createSamplingParams } from '../../engine/sampling_params.js';
 import type { ScheduledBatch } from '../../engine/scheduled_batch.js';
 import { Qwen3VlMoeRunner } from '../../models/qwen3_vl_moe/model_runner.js';
 import { MropePositions } from '../../models/qwen3_vl_moe/mrope_positions.js';
+import { loadRunner } from '../../models/qwen3_vl_moe/runner.js';
 import type { ProcessedImage } from '../../models/qwen3_vl_moe/processor/types.js';
 import { findFixture } from '../helpers/fixtures.js';
 import { gpuOrSkip } from '../helpers/gpu.js';
@@ -206,6 +208,46 @@ describe.skipIf(!gpu || !dir || !imagePath)(
       await expect(generate(roomy, 'bad', golden.cases.image.prompt_ids, bad, 1)).rejects.toThrow(
         /image 0 has grid \[1,4,6\] \(6 tokens after 2×2 merging\), but occupies 5 prompt tokens/,
       );
+    });
+  },
+);
+
+describe.skipIf(!gpu || !dir || !imagePath)(
+  'loadRunner with images (what serve loads: the GPU vision tower)',
+  { timeout },
+  () => {
+    it('answers the golden image prompt with transformers’ greedy tokens (bf16 KV)', async () => {
+      const loaded = await loadRunner({
+        modelDir: dir!,
+        maxModelLen: null,
+        maxNumSeqs: 4,
+        maxNumBatchedTokens: 16, // the image prompt in two chunks
+        gpuMemoryUtilization: 0.9,
+        dtype: 'auto',
+        quantization: 'auto',
+        kvCacheDtype: 'auto',
+        device: null,
+      });
+      const runner = loaded.runner as Qwen3VlMoeRunner;
+      const engine = new LLMEngine({ runner, maxNumSeqs: 4, maxNumBatchedTokens: 16, maxWaiting: 8, eosTokenIds: [] });
+      try {
+        expect(runner.multimodal?.imagePadTokenId).toBe(runner.model.config.imageTokenId);
+        expect(loaded.loadSummary.join('\n')).toMatch(/images: vision tower on the GPU/);
+        const golden = await readGolden(goldenFormats[0]);
+        const c = golden.cases.image;
+        const processed = await readProcessedImage(imagePath!);
+        const data: ProcessedImage = { ...processed, numTokens: 6, contentHash: 'fixture-gradient-100x75' };
+        const mm: MultiModalInput[] = [{ contentHash: data.contentHash, tokenStart: 5, numTokens: 6, data }];
+        const first = await generate(engine, 'served-1', c.prompt_ids, mm);
+        expect(first.tokens).toEqual(c.greedy_ids);
+        const again = await generate(engine, 'served-2', c.prompt_ids, mm, 3);
+        expect(again.tokens).toEqual(c.greedy_ids.slice(0, 3));
+        expect(runner.imageCacheStats()).toMatchObject({ queries: 1, hits: 0, entries: 1 });
+        // The repeat hit the prefix cache for its first block (all of the image), so no image lookup was needed.
+        expect(again.cached).toBe(16);
+      } finally {
+        await engine.shutdown(0);
+      }
     });
   },
 );
