@@ -3,8 +3,9 @@
 // gets transformers' 12 greedy tokens back. The prompt ids are compared first: that proves the chat template and
 // pad expansion; the tokens prove preprocessing, the vision features, DeepStack and M-RoPE through the engine. A
 // second identical request is served from the image cache (vllm:mm_cache_hits_total).
-// The vision tower here is the f64 CPU reference injected into the runner (test/models/
-// qwen3_vl_moe_vision_reference.ts), so this checks the server and runner path on its own.
+// Twice: as served (serve's own loadRunner, the GPU VisionEncoder), and with the f64 CPU vision reference
+// injected into the runner (test/models/qwen3_vl_moe_vision_reference.ts), which checks the server and runner path
+// apart from the GPU vision tower.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -34,7 +35,12 @@ const referenceVisionRunner: RunnerFactory = async (o) => {
   return { runner, format: runner.model.format, loadSummary: ['vision: f64 CPU reference (test)'] };
 };
 
-describe.skipIf(gpu === null)('image chat through dawnllm serve (tiny fixture, reference vision tower)', () => {
+const variants: { name: string; runnerFactory?: RunnerFactory }[] = [
+  { name: 'GPU vision tower, as served' },
+  { name: 'f64 reference vision tower', runnerFactory: referenceVisionRunner },
+];
+
+describe.skipIf(gpu === null).each(variants)('image chat through dawnllm serve (tiny fixture, $name)', (variant) => {
   let stop: () => void;
   let served: Promise<number>;
   let address: string;
@@ -68,7 +74,7 @@ describe.skipIf(gpu === null)('image chat through dawnllm serve (tiny fixture, r
           if (line.startsWith('ready:')) ready();
         },
         stop: new Promise((resolve) => (stop = () => resolve(undefined))),
-        runnerFactory: referenceVisionRunner,
+        runnerFactory: variant.runnerFactory,
       },
     );
     await Promise.race([isReady, served.then(() => Promise.reject(new Error(lines.join('\n'))))]);
