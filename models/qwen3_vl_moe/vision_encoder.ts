@@ -11,7 +11,7 @@ import { BiasAct } from '../../kernels/bias_act.js';
 import { fromBf16Array } from '../../core/float16.js';
 import { createBuffer, createBufferFrom, readBuffer, readF32, writeBuffer } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
-import type { Dispatch } from '../../kernels/gpu/dispatch.js';
+import type { BufferSlice, Dispatch } from '../../kernels/gpu/dispatch.js';
 import { LayerNorm } from '../../kernels/layer_norm.js';
 import { MatmulGemm } from '../../kernels/matmul_gemm.js';
 import { PosEmbedInterp } from '../../kernels/pos_embed_interp.js';
@@ -36,7 +36,17 @@ export interface VisionInput {
   gridThw: readonly [number, number, number];
 }
 
+export interface VisionEncoderOptions {
+  /** At most this many patch rows per MLP chunk (default: as many as one storage binding holds). */
+  mlpChunkRows?: number;
+}
+
 const layerNormEps = 1e-6;
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
 /** Plans kept for reuse, by grid. */
 const maxPlans = 4;
 
@@ -73,6 +83,7 @@ export class VisionEncoder {
     private readonly k: Kernels,
     /** f32 [numPositionEmbeddings, D]. */
     private readonly posTable: GPUBuffer,
+    private readonly opts: VisionEncoderOptions,
   ) {}
 
   /** The GEMM path ('tiled' f32, or f16 tensor cores): tests and benchmarks state their tolerance by it. */
@@ -85,6 +96,7 @@ export class VisionEncoder {
     gpu: Gpu,
     weights: VisionWeights,
     config: Pick<Qwen3VlMoeConfig, 'vision'>,
+    opts: VisionEncoderOptions = {},
   ): Promise<VisionEncoder> {
     const cfg = config.vision;
     const D = cfg.hiddenSize;
@@ -116,7 +128,7 @@ export class VisionEncoder {
     const tableBytes = cfg.numPositionEmbeddings * D * 2;
     const bf16 = new Uint16Array(await readBuffer(gpu, weights.posEmbed, 0, tableBytes));
     const posTable = createBufferFrom(gpu, 'vision/pos_embed_f32', fromBf16Array(bf16));
-    return new VisionEncoder(gpu, weights, cfg, k, posTable);
+    return new VisionEncoder(gpu, weights, cfg, k, posTable, opts);
   }
 
   /** Encodes one image (or t frames); returns its merged and deepstack features. */
@@ -192,9 +204,27 @@ export class VisionEncoder {
     const qkv = buf('qkv', N * 3 * D);
     const attn = buf('attn', N * D);
     const tmp = buf('tmp', N * D);
-    const mlp = buf('mlp', Math.max(N * I, T * M));
-    // Output slices start at the device's binding alignment.
+    // The MLP's [rows, I] intermediate is the largest activation: it runs over row chunks whose slices each fit one
+    // binding (chunk starts at multiples of the offset alignment).
     const align = gpu.caps.minStorageBufferOffsetAlignment;
+    const limit = gpu.caps.maxStorageBufferBindingSize;
+    const rowAlign = align / gcd(align, D * 4);
+    const fit = Math.floor(limit / (I * 4) / rowAlign) * rowAlign;
+    const wanted = this.opts.mlpChunkRows ? Math.ceil(this.opts.mlpChunkRows / rowAlign) * rowAlign : N;
+    const mlpRows = Math.min(N, fit, wanted);
+    const tooBig = [
+      ['pixels', N * patchInputs(c)],
+      ['qkv', N * 3 * D],
+      ['mlp chunk', mlpRows * I],
+    ].find(([, floats]) => (floats as number) * 4 > limit);
+    if (tooBig || mlpRows < 1)
+      throw new ModelError(
+        'DAWN_ERR_MODEL_VISION',
+        `image grid [${layout.gridThw.join(', ')}] (${N} patches) needs more than the device's ${limit}-byte storage ` +
+          `binding for its ${tooBig ? tooBig[0] : 'mlp'} activations; use a smaller image (max_pixels)`,
+      );
+    const mlp = buf('mlp', Math.max(mlpRows * I, T * M));
+    // Output slices start at the device's binding alignment.
     const stride = Math.ceil((T * O * 4) / align) * align;
     const out = buf('out', ((1 + c.deepstackVisualIndexes.length) * stride) / 4);
     const positions = from('positions', layout.rowCol);
@@ -204,20 +234,26 @@ export class VisionEncoder {
     const outSlice = (i: number) => ({ buffer: out, offset: i * stride, size: T * O * 4 });
 
     const d: Dispatch[] = [];
-    /** y = x · Wᵀ + b (+ act), or h += x · Wᵀ + b with residual. */
+    const rowSlice = (b: GPUBuffer, r0: number, rows: number, cols: number): BufferSlice => ({
+      buffer: b,
+      offset: r0 * cols * 4,
+      size: rows * cols * 4,
+    });
+    /** y = x · Wᵀ + b (+ act), or y += x · Wᵀ + b with residual (through `scratch`). */
     const linear = (
       L: VisionLinear,
-      input: GPUBuffer,
+      input: BufferSlice,
       rows: number,
-      y: GPUBuffer | ReturnType<typeof outSlice>,
+      y: BufferSlice,
       tag: string,
       act: 'none' | 'gelu_tanh' | 'gelu_erf' | 'residual' = 'none',
+      scratch: BufferSlice = tmp,
     ) => {
       const cols = L.weight.N;
-      const target = act === 'residual' ? tmp : y;
+      const target = act === 'residual' ? scratch : y;
       d.push(k.gemm.bind({ x: input, weight: L.weight, y: target }, { M: rows }, `vision/${tag}`));
       const shape = { rows, cols };
-      if (act === 'residual') d.push(k.biasResidual.bind({ x: tmp, b: L.bias, h: y }, shape, `vision/${tag}_bias`));
+      if (act === 'residual') d.push(k.biasResidual.bind({ x: scratch, b: L.bias, h: y }, shape, `vision/${tag}_bias`));
       else {
         const kernel = act === 'gelu_tanh' ? k.biasGeluTanh : act === 'gelu_erf' ? k.biasGeluErf : k.bias;
         d.push(kernel.bind({ x: target, b: L.bias }, shape, `vision/${tag}_bias`));
@@ -247,8 +283,13 @@ export class VisionEncoder {
       );
       linear(B.proj, attn, N, x, `block${b}/proj`, 'residual');
       norm(B.norm2, N, D, `block${b}/norm2`);
-      linear(B.fc1, ln, N, mlp, `block${b}/fc1`, 'gelu_tanh');
-      linear(B.fc2, mlp, N, x, `block${b}/fc2`, 'residual');
+      for (let r0 = 0; r0 < N; r0 += mlpRows) {
+        const rows = Math.min(mlpRows, N - r0);
+        const tag = `block${b}/${mlpRows < N ? `rows${r0}/` : ''}`;
+        linear(B.fc1, rowSlice(ln, r0, rows, D), rows, mlp, `${tag}fc1`, 'gelu_tanh');
+        const [xs, ts] = [rowSlice(x, r0, rows, D), rowSlice(tmp, r0, rows, D)];
+        linear(B.fc2, mlp, rows, xs, `${tag}fc2`, 'residual', ts);
+      }
       const di = c.deepstackVisualIndexes.indexOf(b);
       if (di >= 0) {
         const m = w.deepstack[di];
