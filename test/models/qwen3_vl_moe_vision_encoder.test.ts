@@ -95,6 +95,35 @@ describe.skipIf(!gpu || !dir || !image)('Qwen3-VL vision tower on the GPU', { ti
     );
   });
 
+  it('matches the reference at the 30B widths (hidden 1152, 16 heads of 72, intermediate 4304, 48×48 positions)', async () => {
+    // One block and no deepstack merger keep this to seconds on lavapipe (the mergers' 4608² GEMMs dominate); the
+    // widths are the real model's.
+    const vision = {
+      ...config.vision,
+      depth: 1,
+      hiddenSize: 1152,
+      intermediateSize: 4304,
+      numHeads: 16,
+      outHiddenSize: 2048,
+      numPositionEmbeddings: 2304,
+      deepstackVisualIndexes: [],
+    };
+    const grid: [number, number, number] = [1, 4, 6];
+    const tensors = randomVisionTensors(vision, 7);
+    const get = (name: string) => tensors.get(name)!;
+    const { weights, buffers } = uploadVisionWeights(g, vision, get);
+    const enc = await VisionEncoder.create(g, weights, { vision });
+    try {
+      const pixelValues = randomArray(24 * 1536, 77);
+      const ours = await enc.encode({ pixelValues, gridThw: grid });
+      const ref = referenceVision(refVisionWeightsFrom(vision, get), pixelValues, grid);
+      expectFeatures(ours, ref, tol, '30B widths, grid [1,4,6]');
+    } finally {
+      enc.destroy();
+      for (const b of buffers) b.destroy();
+    }
+  });
+
   for (const [grid, mlpChunkRows] of [
     [[1, 6, 10], undefined],
     [[2, 4, 6], 20],
