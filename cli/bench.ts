@@ -5,7 +5,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchEngineLoop } from '../bench/serve/engine_loop.js';
 import { formatReport, resultJson } from '../bench/serve/report.js';
-import { runServeBenchmark } from '../bench/serve/run.js';
+import { MAX_SYNTHETIC_SIDE, parseImageSize } from '../bench/serve/image.js';
+import { runServeBenchmark, type ServeBenchOptions } from '../bench/serve/run.js';
 import type { Summary } from '../bench/serve/stats.js';
 import { Tokenizer } from '../models/common/tokenizer.js';
 import { type FlagSpec, formatHelp, parseArgs, UsageError } from './args.js';
@@ -14,7 +15,11 @@ const serveFlags: FlagSpec[] = [
   { name: 'base-url', type: 'string', help: 'server URL, e.g. http://127.0.0.1:8000 (overrides --host/--port)' },
   { name: 'host', type: 'string', default: '127.0.0.1', help: 'server host' },
   { name: 'port', type: 'number', default: 8000, help: 'server port' },
-  { name: 'endpoint', type: 'string', default: '/v1/completions', help: 'completions endpoint path' },
+  {
+    name: 'endpoint',
+    type: 'string',
+    help: 'endpoint path (default: /v1/completions; /v1/chat/completions with images; a chat path sends chat)',
+  },
   { name: 'model', type: 'string', help: 'model name to request (default: the first of GET /v1/models)' },
   { name: 'num-prompts', type: 'number', default: 1000, help: 'number of requests' },
   { name: 'random-input-len', type: 'number', default: 1024, help: 'prompt tokens per request' },
@@ -36,6 +41,17 @@ const serveFlags: FlagSpec[] = [
     default: 1000,
     help: 'prompt ids are drawn below this when no tokenizer is found',
   },
+  {
+    name: 'image',
+    type: 'string',
+    help: 'PNG/JPEG/WebP file every request sends as a data: URL (chat requests; the same picture each time)',
+  },
+  {
+    name: 'image-size',
+    type: 'string',
+    help: 'WxH: send seeded synthetic screenshots of this size instead, distinct per request (e.g. 1280x720)',
+  },
+  { name: 'num-images-per-request', type: 'number', help: 'images per request with --image/--image-size (default 1)' },
   { name: 'api-key', type: 'string', help: 'bearer token (default: $OPENAI_API_KEY)' },
   { name: 'save-result', type: 'boolean', default: false, help: 'write the results as JSON' },
   { name: 'result-filename', type: 'string', help: 'JSON file for --save-result (default: a dated name)' },
@@ -63,10 +79,12 @@ export async function runBenchServe(argv: string[]): Promise<number> {
   const baseUrl = (flags['base-url'] as string | undefined) ?? `http://${flags.host}:${flags.port}`;
   const model = (flags.model as string | undefined) ?? null;
   const vocab = promptVocabulary(flags.tokenizer as string | undefined, model, int('random-vocab-size', 2));
+  const images = imageOption(flags);
 
   const { config, metrics, server } = await runServeBenchmark({
     baseUrl,
-    endpoint: flags.endpoint as string,
+    endpoint: (flags.endpoint as string | undefined) ?? (images ? '/v1/chat/completions' : '/v1/completions'),
+    images,
     model,
     numPrompts: int('num-prompts', 1),
     inputLen: int('random-input-len', 1),
@@ -85,11 +103,37 @@ export async function runBenchServe(argv: string[]): Promise<number> {
   if (flags['save-result']) {
     const file =
       (flags['result-filename'] as string | undefined) ??
-      `openai-${requestRate}qps-concurrency${maxConcurrency ?? 'inf'}-${new Date().toISOString().replace(/[:.]/g, '')}.json`;
+      `${config.backend}-${requestRate}qps-concurrency${maxConcurrency ?? 'inf'}-${new Date().toISOString().replace(/[:.]/g, '')}.json`;
     writeFileSync(file, `${JSON.stringify(resultJson(config, metrics, server), null, 2)}\n`);
     process.stdout.write(`results written to ${file}\n`);
   }
   return metrics.completed > 0 ? 0 : 1;
+}
+
+/** --image / --image-size / --num-images-per-request → what each request carries, or null for text only. */
+function imageOption(flags: Record<string, unknown>): ServeBenchOptions['images'] {
+  const file = flags.image as string | undefined;
+  const sizeText = flags['image-size'] as string | undefined;
+  const count = flags['num-images-per-request'] as number | undefined;
+  if (file !== undefined && sizeText !== undefined)
+    throw new UsageError('give --image FILE or --image-size WxH, not both');
+  if (file === undefined && sizeText === undefined) {
+    if (count !== undefined) throw new UsageError('--num-images-per-request needs --image or --image-size');
+    return null;
+  }
+  const perRequest = count ?? 1;
+  if (!Number.isSafeInteger(perRequest) || perRequest < 1)
+    throw new UsageError(`--num-images-per-request must be an integer ≥ 1, got ${perRequest}`);
+  if (file !== undefined) {
+    if (file === '') throw new UsageError('--image needs a file path');
+    return { spec: { kind: 'file', path: file }, perRequest };
+  }
+  const size = parseImageSize(sizeText!);
+  if (size === null)
+    throw new UsageError(
+      `--image-size must be WIDTHxHEIGHT with sides 1..${MAX_SYNTHETIC_SIDE}, e.g. 1280x720, got "${sizeText}"`,
+    );
+  return { spec: { kind: 'synthetic', ...size }, perRequest };
 }
 
 /** Prompt ids come from the tokenizer's vocabulary (special tokens excluded) when one is at hand. */

@@ -9,6 +9,25 @@ export interface ServerSideStats {
   stepCpuMeanMs: number | null;
   numSteps: number | null;
   numPreemptions: number | null;
+  /** Encoded-image cache lookups and hits over the run (vllm:mm_cache_*); null when not exported. */
+  mmCacheQueries: number | null;
+  mmCacheHits: number | null;
+}
+
+/** What the image requests carried (chat runs with --image or --image-size). */
+export interface ImageMetrics {
+  perRequest: number;
+  width: number;
+  height: number;
+  format: string;
+  /** 'synthetic': distinct images per request; 'file': the same file in every request. */
+  source: 'synthetic' | 'file';
+  /** Encoded bytes per image, mean over the run's images. */
+  meanBytes: number;
+  /** Per successful request: usage.prompt_tokens minus the text-only chat prompt's tokens; null if unknown. */
+  imageTokens: Summary | null;
+  /** Per successful request: usage.prompt_tokens (template, text and images); null without usage. */
+  serverPromptTokens: Summary | null;
 }
 
 export interface BenchConfig {
@@ -19,6 +38,8 @@ export interface BenchConfig {
   readonly outputLen: number;
   readonly maxConcurrency: number | null;
   readonly requestRate: number;
+  /** vLLM's backend names: 'openai' for /v1/completions, 'openai-chat' for /v1/chat/completions. */
+  readonly backend: 'openai' | 'openai-chat';
 }
 
 export interface BenchMetrics {
@@ -36,6 +57,8 @@ export interface BenchMetrics {
   tpotMs: Summary;
   itlMs: Summary;
   e2elMs: Summary;
+  /** Set on image runs. */
+  images?: ImageMetrics;
 }
 
 export function calculateMetrics(results: readonly RequestResult[], durationS: number): BenchMetrics {
@@ -99,6 +122,7 @@ export function formatReport(config: BenchConfig, m: BenchMetrics, server: Serve
     line('Request throughput (req/s):', m.requestThroughput),
     line('Output token throughput (tok/s):', m.outputThroughput),
     line('Total Token throughput (tok/s):', m.totalTokenThroughput),
+    ...(m.images ? imageRows(m.images, line, title) : []),
     ...section('Time to First Token', 'TTFT', m.ttftMs),
     ...section('Time per Output Token (excl. 1st token)', 'TPOT', m.tpotMs),
     ...section('Inter-token Latency', 'ITL', m.itlMs),
@@ -107,9 +131,41 @@ export function formatReport(config: BenchConfig, m: BenchMetrics, server: Serve
     line('Engine CPU per step, mean (ms):', fmtOrNa(server.stepCpuMeanMs)),
     line('Engine steps:', fmtOrNa(server.numSteps, 0)),
     line('Preemptions:', fmtOrNa(server.numPreemptions, 0)),
+    ...(m.images
+      ? [
+          line(
+            'Image cache hits / queries:',
+            server.mmCacheHits === null || server.mmCacheQueries === null
+              ? 'n/a (not in /metrics)'
+              : `${server.mmCacheHits} / ${server.mmCacheQueries}`,
+          ),
+        ]
+      : []),
     '='.repeat(50),
   ];
   return `${rows.join('\n')}\n`;
+}
+
+function imageRows(
+  im: ImageMetrics,
+  line: (label: string, value: string | number) => string,
+  title: (text: string) => string,
+): string[] {
+  const source = im.source === 'synthetic' ? 'synthetic, distinct per request' : 'file, the same in every request';
+  return [
+    title('Images'),
+    line('Images per request:', String(im.perRequest)),
+    line('Image size (px):', `${im.width}x${im.height} ${im.format.toUpperCase()} (${source})`),
+    line('Encoded bytes per image, mean:', String(Math.round(im.meanBytes))),
+    line(
+      'Image tokens per request, mean:',
+      im.imageTokens === null ? 'n/a (needs usage and POST /tokenize)' : im.imageTokens.mean,
+    ),
+    line(
+      'Server prompt tokens per request, mean:',
+      im.serverPromptTokens === null ? 'n/a (no usage)' : im.serverPromptTokens.mean,
+    ),
+  ];
 }
 
 function fmt(v: number, digits = 2): string {
@@ -130,7 +186,7 @@ export function resultJson(config: BenchConfig, m: BenchMetrics, server: ServerS
   });
   return {
     date: new Date().toISOString(),
-    backend: 'openai',
+    backend: config.backend,
     model_id: config.model,
     base_url: config.url,
     num_prompts: config.numPrompts,
@@ -154,5 +210,21 @@ export function resultJson(config: BenchConfig, m: BenchMetrics, server: ServerS
     engine_step_cpu_mean_ms: server.stepCpuMeanMs,
     engine_steps: server.numSteps,
     num_preemptions: server.numPreemptions,
+    ...(m.images ? imageJson(m.images, server) : {}),
+  };
+}
+
+function imageJson(im: ImageMetrics, server: ServerSideStats): Record<string, unknown> {
+  return {
+    num_images_per_request: im.perRequest,
+    image_width: im.width,
+    image_height: im.height,
+    image_format: im.format,
+    image_source: im.source,
+    mean_image_bytes: im.meanBytes,
+    mean_image_tokens: im.imageTokens?.mean ?? null,
+    mean_server_prompt_tokens: im.serverPromptTokens?.mean ?? null,
+    mm_cache_queries: server.mmCacheQueries,
+    mm_cache_hits: server.mmCacheHits,
   };
 }

@@ -1,9 +1,20 @@
 // The `dawnllm bench serve` driver: finds the served model, sends one test request, then sends every prompt on a
 // Poisson schedule (or all at once) through a --max-concurrency gate, and times each stream as a client sees it.
-import { DawnError } from '../../core/errors.js';
-import { arrivalDelaysS, type BenchPrompt, randomDataset } from './dataset.js';
-import { type BenchConfig, type BenchMetrics, calculateMetrics, type ServerSideStats } from './report.js';
-import { type RequestResult, sendCompletion } from './request.js';
+// Chat runs (images, or a chat endpoint) first turn each prompt's ids into text through the server and make the
+// images, untimed; the test request gets images of its own so it warms no cache the run then hits.
+import { BenchError } from './errors.js';
+import { arrivalDelaysS, randomDataset } from './dataset.js';
+import { type ChatPrompt, chatPrompts } from './chat_prompts.js';
+import { type BenchImage, benchImages, type ImageSpec } from './image.js';
+import {
+  type BenchConfig,
+  type BenchMetrics,
+  calculateMetrics,
+  type ImageMetrics,
+  type ServerSideStats,
+} from './report.js';
+import { type RequestResult, sendChatCompletion, sendCompletion } from './request.js';
+import { summarize } from './stats.js';
 import { scrapeMetrics, serverStatsBetween } from './server_metrics.js';
 
 export interface ServeBenchOptions {
@@ -25,6 +36,13 @@ export interface ServeBenchOptions {
   excludedIds?: ReadonlySet<number>;
   apiKey?: string;
   log?: (line: string) => void;
+  /** Chat requests with these images (the endpoint should then be a chat one). */
+  images?: { spec: ImageSpec; perRequest: number } | null;
+}
+
+/** Image runs, and any run against a chat endpoint, send chat requests. */
+export function isChatRun(options: Pick<ServeBenchOptions, 'endpoint' | 'images'>): boolean {
+  return (options.images ?? null) !== null || /chat\/completions\/?$/.test(options.endpoint);
 }
 
 export interface ServeBenchResult {
@@ -34,18 +52,43 @@ export interface ServeBenchResult {
   results: RequestResult[];
 }
 
-export class BenchError extends DawnError {}
+export { BenchError };
 
 export async function runServeBenchmark(options: ServeBenchOptions): Promise<ServeBenchResult> {
   const log = options.log ?? (() => undefined);
   const url = new URL(options.endpoint, options.baseUrl).toString();
   const model = options.model ?? (await firstModel(options.baseUrl, options.apiKey));
   const prompts = randomDataset({ ...options, excludedIds: options.excludedIds });
-  const send = (p: BenchPrompt) =>
-    sendCompletion({ url, model, ...p, ignoreEos: options.ignoreEos, apiKey: options.apiKey });
+  const common = { url, model, ignoreEos: options.ignoreEos, apiKey: options.apiKey };
+  const isChat = isChatRun(options);
+  let texts: ChatPrompt[] = [];
+  let imageSets: BenchImage[][] | null = null;
+  if (options.images) {
+    const { spec, perRequest } = options.images;
+    if (spec.kind === 'synthetic')
+      log(`Drawing ${(prompts.length + 1) * perRequest} synthetic ${spec.width}x${spec.height} screenshots...`);
+    imageSets = await benchImages(spec, prompts.length + 1, perRequest, options.seed);
+  }
+  if (isChat) {
+    log(`Turning ${prompts.length} prompts into text with the server's /detokenize...`);
+    texts = await chatPrompts({ baseUrl: options.baseUrl, model, apiKey: options.apiKey }, prompts);
+  }
+  /** Prompt i, with image set `imageSet` (the test request's is the last). */
+  const send = (i: number, imageSet = i) => {
+    const p = prompts[i];
+    if (!isChat) return sendCompletion({ ...common, ...p });
+    const imageUrls = imageSets?.[imageSet].map((im) => im.dataUrl) ?? [];
+    return sendChatCompletion({
+      ...common,
+      text: texts[i].text,
+      imageUrls,
+      promptLen: p.promptTokenIds.length,
+      outputLen: p.outputLen,
+    });
+  };
 
   log(`Starting initial single prompt test run (model ${model}, ${url})...`);
-  const test = await send(prompts[0]);
+  const test = await send(0, prompts.length);
   if (!test.success)
     throw new BenchError('DAWN_ERR_BENCH_TEST_REQUEST', `bench serve: the test request failed: ${test.error}`, {
       hint: 'check --base-url / --endpoint / --model and that the server is up',
@@ -59,9 +102,9 @@ export async function runServeBenchmark(options: ServeBenchOptions): Promise<Ser
   const delays = arrivalDelaysS(prompts.length, options.requestRate, options.seed);
   const started = performance.now();
   const pending: Promise<RequestResult>[] = [];
-  for (const [i, prompt] of prompts.entries()) {
+  for (let i = 0; i < prompts.length; i++) {
     if (delays[i] > 0) await sleep(delays[i] * 1000);
-    pending.push(gate.run(() => send(prompt)));
+    pending.push(gate.run(() => send(i)));
   }
   const results = await Promise.all(pending);
   const durationS = (performance.now() - started) / 1000;
@@ -77,8 +120,41 @@ export async function runServeBenchmark(options: ServeBenchOptions): Promise<Ser
     outputLen: options.outputLen,
     maxConcurrency: options.maxConcurrency,
     requestRate: options.requestRate,
+    backend: isChat ? 'openai-chat' : 'openai',
   };
-  return { config, metrics: calculateMetrics(results, durationS), server: serverStatsBetween(before, after), results };
+  const metrics = calculateMetrics(results, durationS);
+  if (options.images && imageSets !== null)
+    metrics.images = imageMetrics(options.images, imageSets.slice(0, prompts.length), results, texts);
+  return { config, metrics, server: serverStatsBetween(before, after), results };
+}
+
+function imageMetrics(
+  images: { spec: ImageSpec; perRequest: number },
+  sets: readonly BenchImage[][],
+  results: readonly RequestResult[],
+  texts: readonly ChatPrompt[],
+): ImageMetrics {
+  const all = sets.flat();
+  const first = all[0];
+  const serverPrompt: number[] = [];
+  const imageTokens: number[] = [];
+  for (const [i, r] of results.entries()) {
+    const reported = r.serverPromptTokens ?? null;
+    if (!r.success || reported === null) continue;
+    serverPrompt.push(reported);
+    const textOnly = texts[i].textPromptTokens;
+    if (textOnly !== null) imageTokens.push(reported - textOnly);
+  }
+  return {
+    perRequest: images.perRequest,
+    width: first.width,
+    height: first.height,
+    format: first.format,
+    source: images.spec.kind,
+    meanBytes: all.reduce((n, im) => n + im.bytes, 0) / all.length,
+    imageTokens: imageTokens.length > 0 ? summarize(imageTokens) : null,
+    serverPromptTokens: serverPrompt.length > 0 ? summarize(serverPrompt) : null,
+  };
 }
 
 async function firstModel(baseUrl: string, apiKey?: string): Promise<string> {

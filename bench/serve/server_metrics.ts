@@ -45,5 +45,7 @@ export function serverStatsBetween(
     stepCpuMeanMs: cpuS === null || numSteps === null || numSteps === 0 ? null : (cpuS / numSteps) * 1000,
     numSteps,
     numPreemptions: delta('vllm:num_preemptions_total'),
+    mmCacheQueries: delta('vllm:mm_cache_queries_total'),
+    mmCacheHits: delta('vllm:mm_cache_hits_total'),
   };
 }
