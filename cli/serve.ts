@@ -80,6 +80,11 @@ const specs: FlagSpec[] = [
     help: `items per prompt and modality, JSON like '{"image": 2}' (default: 999 each)`,
   },
   {
+    name: 'mm-processor-kwargs',
+    type: 'string',
+    help: `image processor overrides, JSON like '{"max_pixels": 1003520}' (bounds images and the memory reserved for them)`,
+  },
+  {
     name: 'media-fetch-timeout',
     type: 'number',
     help: `seconds to fetch one http(s) image (default: $VLLM_IMAGE_FETCH_TIMEOUT or ${DEFAULT_FETCH_TIMEOUT_S})`,
@@ -129,6 +134,7 @@ export async function runServe(argv: string[], deps: ServeDeps = {}): Promise<nu
   const apiKeys = (apiKeyText ?? '').split(',').filter(Boolean);
 
   const media = mediaFlags(flags);
+  const processorKwargs = mmProcessorKwargs(flags['mm-processor-kwargs'] as string | undefined);
 
   print(`detected format: ${describeScheme(await readQuantScheme(modelDir))}`);
   const host = new ModelHost(names, modelDir);
@@ -158,6 +164,8 @@ export async function runServe(argv: string[], deps: ServeDeps = {}): Promise<nu
       quantization: flags.quantization as string,
       kvCacheDtype: flags['kv-cache-dtype'] as string,
       device: (flags.device as string | undefined) ?? null,
+      imagesPerPrompt: media.limitPerPrompt.image,
+      mmProcessorKwargs: processorKwargs,
       onProgress: print,
     });
     print(`loaded: ${loaded.format}`);
@@ -214,6 +222,30 @@ function mediaFlags(flags: Record<string, string | number | boolean | undefined>
     if (err instanceof MediaOptionError) throw new UsageError(err.message);
     throw err;
   }
+}
+
+/** --mm-processor-kwargs: vLLM's JSON object; min_pixels / max_pixels are the keys Qwen-VL processors take. */
+function mmProcessorKwargs(text: string | undefined): { minPixels?: number; maxPixels?: number } | undefined {
+  if (text === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError(`--mm-processor-kwargs: expected a JSON object like '{"max_pixels": 1003520}', got ${text}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new UsageError(`--mm-processor-kwargs: expected a JSON object, got ${text}`);
+  const out: { minPixels?: number; maxPixels?: number } = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key !== 'min_pixels' && key !== 'max_pixels')
+      throw new UsageError(
+        `--mm-processor-kwargs: unknown key "${key}" (this model's processor takes min_pixels, max_pixels)`,
+      );
+    if (!(Number.isInteger(value) && (value as number) > 0))
+      throw new UsageError(`--mm-processor-kwargs: ${key} must be a positive integer, got ${JSON.stringify(value)}`);
+    out[key === 'min_pixels' ? 'minPixels' : 'maxPixels'] = value as number;
+  }
+  return out;
 }
 
 function describeMedia(m: ReturnType<typeof mediaOptionsFrom>): string {

@@ -23,6 +23,10 @@ export interface RunnerLoadOptions {
   kvCacheDtype: string;
   /** --device: adapter name substring; null: the default adapter. */
   device: string | null;
+  /** --limit-mm-per-prompt's image count; 0: serve text only (no vision tower, no memory reserved for it). */
+  imagesPerPrompt?: number;
+  /** --mm-processor-kwargs (vLLM's): image resize bounds that replace preprocessor_config.json's. */
+  mmProcessorKwargs?: { minPixels?: number; maxPixels?: number };
   /** Progress lines (load progress, the adapter line). */
   onProgress?: (line: string) => void;
 }

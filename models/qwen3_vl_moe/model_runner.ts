@@ -40,6 +40,8 @@ export interface Qwen3VlMoeRunnerOptions extends Qwen3VlMoeLoadOptions {
   imageEncoder?: (model: Qwen3VlMoeModel) => ImageEncoder | Promise<ImageEncoder>;
   /** Encoded-image cache capacity (default 1 GiB of f32 features). */
   imageCacheBytes?: number;
+  /** The image processor's settings (default: the checkpoint's preprocessor_config.json). */
+  imageProcessor?: ImageProcessorConfig;
 }
 
 const DEFAULT_IMAGE_CACHE_BYTES = 2 ** 30;
@@ -118,11 +120,11 @@ export class Qwen3VlMoeRunner implements ModelRunner {
 
   /** Loads the model; prompt logprobs need every token of a chunk read back, so logit rows = maxTokens. */
   static async create(gpu: Gpu, dir: string, opts: Qwen3VlMoeRunnerOptions = {}): Promise<Qwen3VlMoeRunner> {
-    const { imageEncoder, imageCacheBytes, ...loadOpts } = opts;
+    const { imageEncoder, imageCacheBytes, imageProcessor: processorOpt, ...loadOpts } = opts;
     const maxTokens = loadOpts.maxTokens ?? 256;
     const model = await Qwen3VlMoeModel.load(gpu, dir, { maxLogitRows: maxTokens, ...loadOpts });
     try {
-      const imageProcessor = imageEncoder ? await readImageProcessorConfig(dir) : null;
+      const imageProcessor = imageEncoder ? (processorOpt ?? (await readImageProcessorConfig(dir))) : null;
       const encoder = imageEncoder ? await imageEncoder(model) : null;
       return new Qwen3VlMoeRunner(model, encoder, imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES, imageProcessor);
     } catch (err) {

@@ -11,7 +11,8 @@ import { KV_BLOCK_SIZE, type KvDtype, kvBytesPerElement } from '../../kernels/kv
 import type { LoadedRunner, RunnerLoadOptions } from '../../server/runner_factory.js';
 import type { Qwen3VlMoeConfig } from './config.js';
 import { Qwen3VlMoeRunner } from './model_runner.js';
-import { VisionEncoder } from './vision_encoder.js';
+import { type ImageProcessorConfig, readImageProcessorConfig } from './processor/index.js';
+import { VisionEncoder, visionWorkingBytes } from './vision_encoder.js';
 
 /** KV blocks on a software adapter (lavapipe): 4096 tokens, enough for tests and the bundled small models. */
 const SOFTWARE_KV_BLOCKS = 256;
@@ -44,12 +45,30 @@ function activationBytes(c: Qwen3VlMoeConfig, maxTokens: number, maxSeqs: number
   return maxTokens * perToken + logits + 64 * 2 ** 20;
 }
 
+/** preprocessor_config.json with --mm-processor-kwargs applied; null when images are off (--limit-mm-per-prompt 0). */
+async function imageProcessorOf(o: RunnerLoadOptions): Promise<ImageProcessorConfig | null> {
+  if (o.imagesPerPrompt === 0) return null;
+  const cfg = await readImageProcessorConfig(o.modelDir);
+  const minPixels = o.mmProcessorKwargs?.minPixels ?? cfg.minPixels;
+  const maxPixels = o.mmProcessorKwargs?.maxPixels ?? cfg.maxPixels;
+  if (minPixels > maxPixels)
+    throw new ModelError(
+      'DAWN_ERR_MODEL_OPTION',
+      `--mm-processor-kwargs: min_pixels ${minPixels} exceeds max_pixels ${maxPixels} (after preprocessor_config.json)`,
+    );
+  return { ...cfg, minPixels, maxPixels };
+}
+
 export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
   checkDtype(o.dtype);
   const kvDtype = kvDtypeOf(o.kvCacheDtype);
+  const imageProcessor = await imageProcessorOf(o);
   const gpu = await openGpu({ adapterName: o.device ?? undefined });
   const maxTokens = Math.max(o.maxNumBatchedTokens, o.maxNumSeqs);
   let budgetLine = '';
+  // GPU bytes one encode of the largest image the processor allows needs (vLLM profiles the same worst case): kept
+  // out of the KV pool, and the encoder's per-grid buffers stay within it.
+  let visionReserve = 0;
   try {
     const runner = await Qwen3VlMoeRunner.create(gpu, o.modelDir, {
       kvDtype,
@@ -57,9 +76,17 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
       maxTokens,
       maxModelLen: o.maxModelLen ?? undefined,
       // Images: the GPU vision tower over the checkpoint's vision weights (uploaded with the text model's).
-      imageEncoder: (model) => VisionEncoder.create(gpu, model.visionWeights, model.config),
+      ...(imageProcessor && {
+        imageProcessor,
+        imageEncoder: (model) =>
+          VisionEncoder.create(gpu, model.visionWeights, model.config, { planCacheBytes: visionReserve }),
+      }),
       numKvBlocks: ({ weightBytes, config }) => {
         const t = config.text;
+        if (imageProcessor) {
+          const maxPatches = Math.floor(imageProcessor.maxPixels / imageProcessor.patchSize ** 2);
+          visionReserve = visionWorkingBytes(config.vision, maxPatches, gpu.caps.maxStorageBufferBindingSize);
+        }
         const layout = {
           numLayers: t.numHiddenLayers,
           numKvHeads: t.numKeyValueHeads,
@@ -77,7 +104,7 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
           totalMemoryBytes: gib * 2 ** 30,
           gpuMemoryUtilization: o.gpuMemoryUtilization,
           weightBytes,
-          activationBytes: activationBytes(config, maxTokens, o.maxNumSeqs),
+          activationBytes: activationBytes(config, maxTokens, o.maxNumSeqs) + visionReserve,
           maxBindingBytes: gpu.caps.maxStorageBufferBindingSize,
         });
         budgetLine = `KV cache: ${b.numBlocks} blocks (${b.numBlocks * KV_BLOCK_SIZE} tokens, ${kvDtype}), limited by ${b.limitedBy}`;
@@ -95,7 +122,10 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
       `weights: ${formatBytes(m.weightBytes)} on the GPU (${m.format}), uploaded in ${formatDuration(m.loadMs)}`,
       budgetLine,
       `max model len ${m.maxModelLen}, up to ${o.maxNumSeqs} sequences and ${maxTokens} tokens per step`,
-      `images: vision tower on the GPU, encoded-image cache ${formatBytes(runner.imageCache.capacityBytes)}`,
+      imageProcessor
+        ? `images: vision tower on the GPU, up to ${imageProcessor.maxPixels} pixels per image ` +
+          `(${formatBytes(visionReserve)} reserved), encoded-image cache ${formatBytes(runner.imageCache.capacityBytes)}`
+        : 'images: off (--limit-mm-per-prompt image 0)',
     ];
     for (const line of loadSummary) o.onProgress?.(line);
     return { runner, format: m.format, loadSummary };

@@ -39,6 +39,32 @@ export interface VisionInput {
 export interface VisionEncoderOptions {
   /** At most this many patch rows per MLP chunk (default: as many as one storage binding holds). */
   mlpChunkRows?: number;
+  /**
+   * GPU bytes the kept plans (activation buffers per grid) may hold together; older grids' plans are freed first,
+   * the current one is always kept. Default: unbounded (up to 4 plans). Serving passes the reserve it counted in
+   * the memory budget (visionWorkingBytes of the largest image the processor allows).
+   */
+  planCacheBytes?: number;
+}
+
+/**
+ * GPU bytes `encode` allocates for an image of `numPatches` patches (its plan), as `build` sizes them: the budget a
+ * server reserves for images next to the KV cache. `maxBindingBytes` bounds the MLP chunk as in `build`.
+ */
+export function visionWorkingBytes(c: Qwen3VlMoeVisionConfig, numPatches: number, maxBindingBytes: number): number {
+  const N = numPatches;
+  const unit = c.spatialMergeSize ** 2;
+  const T = Math.ceil(N / unit);
+  const D = c.hiddenSize;
+  const mlpRows = Math.min(N, Math.max(1, Math.floor(maxBindingBytes / (c.intermediateSize * 4))));
+  const floats =
+    N * patchInputs(c) + // pixels
+    N * D * 4 + // x, ln, attn, tmp
+    N * 3 * D + // qkv
+    Math.max(mlpRows * c.intermediateSize, T * D * unit) + // mlp / merger input
+    (1 + c.deepstackVisualIndexes.length) * T * c.outHiddenSize + // outputs
+    N * (2 + 4 + 4); // rope positions, interpolation corners and weights
+  return floats * 4;
 }
 
 const layerNormEps = 1e-6;
@@ -85,6 +111,13 @@ export class VisionEncoder {
     private readonly posTable: GPUBuffer,
     private readonly opts: VisionEncoderOptions,
   ) {}
+
+  /** GPU bytes the kept plans hold, and how many grids they cover. */
+  get planCache(): { bytes: number; grids: number } {
+    let bytes = 0;
+    for (const p of this.plans.values()) for (const b of p.buffers) bytes += b.size;
+    return { bytes, grids: this.plans.size };
+  }
 
   /** The GEMM path ('tiled' f32, or f16 tensor cores): tests and benchmarks state their tolerance by it. */
   get gemmPath(): string {
@@ -170,9 +203,14 @@ export class VisionEncoder {
     }
     plan = this.build(visionLayout(this.config, gridThw));
     this.plans.set(key, plan);
-    if (this.plans.size > maxPlans) {
+    const budget = this.opts.planCacheBytes ?? Infinity;
+    const bytesOf = (p: Plan) => p.buffers.reduce((sum, b) => sum + b.size, 0);
+    let total = 0;
+    for (const p of this.plans.values()) total += bytesOf(p);
+    while (this.plans.size > 1 && (this.plans.size > maxPlans || total > budget)) {
       const [oldKey, old] = this.plans.entries().next().value!;
       this.plans.delete(oldKey);
+      total -= bytesOf(old);
       for (const b of old.buffers) b.destroy();
     }
     return plan;

@@ -249,5 +249,30 @@ describe.skipIf(!gpu || !dir || !imagePath)(
         await engine.shutdown(0);
       }
     });
+
+    it('serves text only with --limit-mm-per-prompt image 0, and applies --mm-processor-kwargs bounds', async () => {
+      const base = {
+        modelDir: dir!,
+        maxModelLen: null,
+        maxNumSeqs: 2,
+        maxNumBatchedTokens: 16,
+        gpuMemoryUtilization: 0.9,
+        dtype: 'auto',
+        quantization: 'auto',
+        kvCacheDtype: 'auto',
+        device: null,
+      };
+      const off = await loadRunner({ ...base, imagesPerPrompt: 0 });
+      expect((off.runner as Qwen3VlMoeRunner).multimodal).toBeUndefined();
+      expect(off.loadSummary.join('\n')).toContain('images: off');
+      await off.runner.release();
+      const bounded = await loadRunner({ ...base, mmProcessorKwargs: { maxPixels: 100_000 } });
+      expect((bounded.runner as Qwen3VlMoeRunner).multimodal?.imageProcessor.maxPixels).toBe(100_000);
+      expect(bounded.loadSummary.join('\n')).toMatch(/up to 100000 pixels per image \([\d.]+ MiB reserved\)/);
+      await bounded.runner.release();
+      await expect(loadRunner({ ...base, mmProcessorKwargs: { minPixels: 200_000 } })).rejects.toThrow(
+        /min_pixels 200000 exceeds max_pixels/,
+      );
+    });
   },
 );

@@ -14,7 +14,7 @@ import { DawnError } from '../../core/errors.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import { loadCheckpointToGpu, type UploadedWeights } from '../../loader/upload.js';
 import { type Qwen3VlMoeConfig, readQwen3VlMoeConfig } from '../../models/qwen3_vl_moe/config.js';
-import { type VisionFeatures, VisionEncoder } from '../../models/qwen3_vl_moe/vision_encoder.js';
+import { type VisionFeatures, VisionEncoder, visionWorkingBytes } from '../../models/qwen3_vl_moe/vision_encoder.js';
 import { uploadVisionWeights, visionWeightsFromUpload } from '../../models/qwen3_vl_moe/vision_weights.js';
 import { qwen3VlMoeWeightSpec } from '../../models/qwen3_vl_moe/weights.js';
 import { randomArray } from '../helpers/compare.js';
@@ -150,4 +150,30 @@ describe.skipIf(!gpu || !dir || !image)('Qwen3-VL vision tower on the GPU', { ti
       }
     });
   }
+
+  it('keeps plans within planCacheBytes, and visionWorkingBytes counts what a plan allocates', async () => {
+    const limit = g.caps.maxStorageBufferBindingSize;
+    const grids: [number, number, number][] = [
+      [1, 4, 6],
+      [1, 6, 10],
+    ];
+    const bytes = grids.map((gr) => visionWorkingBytes(config.vision, gr[0] * gr[1] * gr[2], limit));
+    const enc = await VisionEncoder.create(g, visionWeightsFromUpload(up, config.vision), config, {
+      planCacheBytes: Math.max(...bytes) * 1.1, // room for one plan, not two
+    });
+    try {
+      for (const [i, gr] of grids.entries()) {
+        const n = gr[0] * gr[1] * gr[2];
+        await enc.encode({ pixelValues: randomArray(n * 1536, 5 + i), gridThw: gr });
+        const cache = enc.planCache;
+        expect(cache.grids).toBe(1);
+        // The estimate leaves out only the output slices' alignment padding (≤ 256 bytes per output).
+        expect(cache.bytes).toBeGreaterThanOrEqual(bytes[i]);
+        expect(cache.bytes - bytes[i]).toBeLessThanOrEqual(3 * 256);
+      }
+    } finally {
+      enc.destroy();
+    }
+    expect(encoder.planCache.grids).toBeGreaterThanOrEqual(1); // unbounded by default: earlier grids stay
+  });
 });

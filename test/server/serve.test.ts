@@ -37,6 +37,7 @@ describe('dawnllm serve', () => {
       '--limit-mm-per-prompt',
       '--media-fetch-timeout',
       '--max-image-bytes',
+      '--mm-processor-kwargs',
     ])
       expect(help).toContain(flag);
     expect(help).toContain('(default: 8000)');
@@ -53,6 +54,9 @@ describe('dawnllm serve', () => {
     });
     await expect(run('--allowed-local-media-path', join(modelDir, 'no-such-dir'))).rejects.toThrow(/does not exist/);
     await expect(run('--media-fetch-timeout', '-1')).rejects.toThrow(/positive number of seconds/);
+    await expect(run('--mm-processor-kwargs', '{"foo": 1}')).rejects.toThrow(/unknown key "foo"/);
+    await expect(run('--mm-processor-kwargs', '{"max_pixels": 0}')).rejects.toThrow(/positive integer/);
+    await expect(run('--mm-processor-kwargs', 'max_pixels=5')).rejects.toThrow(/expected a JSON object/);
     expect(lines).toEqual([]);
   });
 
