@@ -1,5 +1,7 @@
 // The `dawnllm` command: one entry that dispatches to each subcommand's module (loaded on demand, so `info`
 // does not pay for the server's imports).
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { DawnError } from '../core/errors.js';
 
 const commands: Record<string, { help: string; run: () => Promise<(argv: string[]) => Promise<number>> }> = {
@@ -48,4 +50,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+// Run from the sources (`npx tsx cli/main.ts serve`, the device kit); bin/dawnllm.js imports main from the build.
+const invoked = process.argv[1];
+if (invoked && import.meta.url === pathToFileURL(realpathSync(invoked)).href) {
+  process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Mesa warns without it
+  process.exitCode = await main(process.argv.slice(2));
 }
