@@ -3,6 +3,7 @@
 // ready when the caller hands it a ServingModel.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
+import { closeImageWorkers } from '../models/qwen3_vl_moe/processor/worker_pool.js';
 import { installApiKey } from './auth.js';
 import { installErrorHandlers } from './errors.js';
 import { type MediaOptions, mediaOptionsFrom } from './media/options.js';
@@ -73,4 +74,5 @@ export async function shutdownApp(app: App, host: ModelHost, graceMs: number): P
   clearTimeout(timer);
   if (!flushed) app.server.closeAllConnections();
   await closed;
+  await closeImageWorkers();
 }

@@ -1,15 +1,12 @@
 // The images of one chat request, from the rendered prompt to what the engine takes: the limits are checked
-// first (vLLM's --limit-mm-per-prompt message), then every image is loaded, decoded and preprocessed (concurrently)
-// by the model's processor, and the template's one <|image_pad|> per image is expanded to the image's tokens.
+// first (vLLM's --limit-mm-per-prompt message), then every image is loaded, decoded and preprocessed (concurrently,
+// in the processor's worker threads), and the template's one <|image_pad|> per image is expanded to the image's
+// tokens.
 // Each image becomes a MultiModalInput {contentHash, tokenStart, numTokens, data: ProcessedImage}.
 import type { MultiModalInput } from '../../engine/request.js';
 import type { ChatMediaRef } from '../../models/common/chat_messages.js';
-import {
-  decodeImage,
-  expandImagePads,
-  type ProcessedImage,
-  processImage,
-} from '../../models/qwen3_vl_moe/processor/index.js';
+import { expandImagePads, type ProcessedImage } from '../../models/qwen3_vl_moe/processor/index.js';
+import { preprocessInWorker } from '../../models/qwen3_vl_moe/processor/worker_pool.js';
 import type { ChatMediaPart } from './chat_media.js';
 import { mediaError } from './errors.js';
 import { type ImageSourceKind, loadImageBytes } from './image_source.js';
@@ -58,8 +55,8 @@ async function prepareImage(
     );
   const start = performance.now();
   const { bytes, source } = await loadImageBytes(part.url, options, part.param);
-  const rgb = await decodeImage(bytes, part.param);
-  const processed = processImage(rgb, multimodal.imageProcessor, part.param);
+  // Decode and preprocess off the event loop: a large image would stall every stream's tokens for ~100s of ms.
+  const processed = await preprocessInWorker(bytes, multimodal.imageProcessor, part.param);
   observer?.imageProcessed(source, (performance.now() - start) / 1000);
   return processed;
 }
