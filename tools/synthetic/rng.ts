@@ -34,8 +34,24 @@ export class Xoshiro128 {
     return r;
   }
 
+  /** next() inlined over the array with the state in locals (about twice as fast). */
   fill(out: Uint32Array): void {
-    for (let i = 0; i < out.length; i++) out[i] = this.next();
+    let { a, b, c, d } = this;
+    for (let i = 0; i < out.length; i++) {
+      const x = Math.imul(b, 5);
+      out[i] = Math.imul((x << 7) | (x >>> 25), 9);
+      const t = b << 9;
+      c ^= a;
+      d ^= b;
+      b ^= c;
+      a ^= d;
+      c ^= t;
+      d = (d << 11) | (d >>> 21);
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
   }
 }
 

@@ -135,6 +135,24 @@ export function* tensorChunks(t: PlannedTensor, seed: number, chunkBytes = 8 << 
   }
 }
 
+const tables = new Map<string, Uint16Array>();
+
+function uniformTable(mean: number, halfWidth: number): Uint16Array {
+  const key = `${mean}/${halfWidth}`;
+  let t = tables.get(key);
+  if (!t) {
+    const f = new Float32Array(1 << 16);
+    const step = (2 * halfWidth) / (1 << 16);
+    for (let i = 0; i < f.length; i++) f[i] = mean - halfWidth + (i + 0.5) * step;
+    t = new Uint16Array(f.length);
+    const u = new Uint32Array(f.buffer);
+    for (let i = 0; i < f.length; i++) t[i] = u[i] >>> 16;
+    if (tables.size > 256) tables.clear();
+    tables.set(key, t);
+  }
+  return t;
+}
+
 function fillWords(w: Uint32Array, fill: TensorFill, rng: Xoshiro128): void {
   switch (fill.kind) {
     case 'fp4Codes':
@@ -151,17 +169,12 @@ function fillWords(w: Uint32Array, fill: TensorFill, rng: Xoshiro128): void {
       return;
     }
     case 'uniform': {
-      // Two BF16 values per word: the top halves of f32 uniforms in mean ± halfWidth.
-      const f = new Float32Array(1);
-      const u = new Uint32Array(f.buffer);
-      const scale = (2 * fill.halfWidth) / 2 ** 16;
-      const lo = fill.mean - fill.halfWidth;
+      // Two BF16 values per word, each picked by 16 random bits from a table of 65,536 evenly spaced values in
+      // mean ± halfWidth (rounded to BF16 by truncation).
+      const table = uniformTable(fill.mean, fill.halfWidth);
       for (let i = 0; i < w.length; i++) {
         const r = rng.next();
-        f[0] = lo + (r & 0xffff) * scale;
-        const a = u[0] >>> 16;
-        f[0] = lo + (r >>> 16) * scale;
-        w[i] = (a | (u[0] & 0xffff0000)) >>> 0;
+        w[i] = (table[r & 0xffff] | (table[r >>> 16] << 16)) >>> 0;
       }
       return;
     }
