@@ -13,7 +13,7 @@ import { Qwen3VlMoeModel } from '../../models/qwen3_vl_moe/model.js';
 import { loadRunner } from '../../models/qwen3_vl_moe/runner.js';
 import { qwen3VlMoeWeightSpec } from '../../models/qwen3_vl_moe/weights.js';
 import { makeSyntheticCheckpoint, parseCliArgs } from '../../tools/make_synthetic_checkpoint.js';
-import { splitShards } from '../../tools/synthetic/shards.js';
+import { shardFileBytes, splitShards } from '../../tools/synthetic/shards.js';
 import { addedTokenId } from '../../tools/synthetic/special_tokens.js';
 import { presets, specFromFlags } from '../../tools/synthetic/spec.js';
 import {
@@ -63,6 +63,7 @@ describe('the synthetic checkpoint on disk', () => {
       expect(report.format).toMatch(/^ModelOpt NVFP4/);
       expect(report.problems).toEqual([]);
       expect(report.files.length).toBeGreaterThan(2);
+      for (const f of report.files) expect(f.bytes).toBeLessThanOrEqual(200_000);
       expect(report.tensors.length).toBe(made.tensors);
       expect(report.tensors.filter((t) => t.status !== 'consumed')).toEqual([]);
       expect(report.totals.ignoredBytes).toBe(0);
@@ -125,7 +126,8 @@ describe('the 30B preset plan', () => {
     expect(total).toBeGreaterThan(18e9);
     expect(total).toBeLessThan(20e9);
     const shards = splitShards(tensors, spec.maxShardBytes);
-    for (const s of shards) expect(s.reduce((n, t) => n + t.bytes, 0)).toBeLessThanOrEqual(4 * 2 ** 30);
+    for (const s of shards) expect(shardFileBytes(s)).toBeLessThanOrEqual(4 * 2 ** 30); // header included
+    expect(shards.length).toBe(5);
     expect(shards.flat().length).toBe(tensors.length);
   });
 

@@ -9,19 +9,34 @@ export function shardFileName(i: number, n: number): string {
   return `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 }
 
-/** Splits tensors, in order, into runs of at most `maxBytes` data bytes (one tensor over the limit is an error). */
+/** An upper bound of a tensor's header entry: `"name":{"dtype":"F8_E4M3","shape":[…],"data_offsets":[a,b]},`. */
+function headerEntryBound(t: PlannedTensor): number {
+  return t.name.length + 96 + t.shape.length * 11;
+}
+
+/** Bytes of a shard's file: header (length prefix, JSON, padding) and data. */
+export function shardFileBytes(tensors: readonly PlannedTensor[]): number {
+  return headerBytes(tensors).length + tensors.reduce((n, t) => n + t.bytes, 0);
+}
+
+/**
+ * Splits tensors, in order, into files of at most `maxBytes` bytes, header included (one tensor over the limit is
+ * an error).
+ */
 export function splitShards(tensors: readonly PlannedTensor[], maxBytes: number): PlannedTensor[][] {
   const shards: PlannedTensor[][] = [[]];
-  let size = 0;
-  for (const t of tensors) {
-    if (t.bytes > maxBytes)
-      throw new Error(`synthetic checkpoint: ${t.name} has ${t.bytes} bytes, over the ${maxBytes}-byte shard limit`);
-    if (size + t.bytes > maxBytes && shards[shards.length - 1].length) {
+  const fixed = 8 + 64; // length prefix, {"__metadata__":{"format":"pt"}}, braces and padding
+  let size = fixed;
+  for (const t0 of tensors) {
+    const cost = t0.bytes + headerEntryBound(t0);
+    if (fixed + cost > maxBytes)
+      throw new Error(`synthetic checkpoint: ${t0.name} has ${t0.bytes} bytes, over the ${maxBytes}-byte shard limit`);
+    if (size + cost > maxBytes && shards[shards.length - 1].length) {
       shards.push([]);
-      size = 0;
+      size = fixed;
     }
-    shards[shards.length - 1].push(t);
-    size += t.bytes;
+    shards[shards.length - 1].push(t0);
+    size += cost;
   }
   return shards;
 }
