@@ -16,7 +16,8 @@
 // --quick: context 64, 8 steps, the small stream-peak buffer (lavapipe).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import { timeDispatches } from '../../kernels/gpu/timing.js';
 import { KV_BLOCK_SIZE, type KvDtype, kvBytesPerElement } from '../../kernels/kv_cache.js';
@@ -478,4 +479,5 @@ async function main(): Promise<number> {
   }
 }
 
-process.exit(await main());
+// Run only as a script: tests import decodeStepBytes.
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) process.exit(await main());
