@@ -4,7 +4,6 @@
 // Every request gets its own synthetic images, so the server's encoded-image and prefix caches cannot serve a
 // repeat; a file is the same picture in every request.
 import { readFileSync } from 'node:fs';
-import sharp from 'sharp';
 import { seededRandom } from './dataset.js';
 import { BenchError } from './errors.js';
 
@@ -67,6 +66,7 @@ export async function loadImageFile(path: string): Promise<BenchImage> {
   let width: number | undefined;
   let height: number | undefined;
   try {
+    const sharp = (await import('sharp')).default; // loaded only for image runs
     ({ width, height } = await sharp(bytes).metadata());
   } catch (error) {
     throw new BenchError(
@@ -199,6 +199,7 @@ export async function syntheticScreenshot(width: number, height: number, seed: n
         picture(x + unit, bodyY + unit, Math.round(cardW - unit * 2), Math.round(cardH - headerH - unit * 2));
       else text(x, bodyY, cardW, cardH - headerH - 1, dark());
     }
+  const sharp = (await import('sharp')).default; // loaded only for image runs
   return sharp(px, { raw: { width, height, channels: 3 } })
     .png()
     .toBuffer();

@@ -2,9 +2,31 @@
 // Alpha is dropped, not composited, as PIL's convert("RGB") in transformers' convert_to_rgb does (vLLM's loader
 // composites on white instead; the goldens come from transformers); EXIF orientation is applied, as transformers'
 // load_image (ImageOps.exif_transpose) does.
-import sharp from 'sharp';
+import type SharpDefault from 'sharp';
+import { ModelError } from '../../../core/errors.js';
 import { ImageInputError } from './errors.js';
 import type { RgbImage } from './types.js';
+
+let sharpLoading: Promise<typeof SharpDefault> | null = null;
+
+/**
+ * sharp (native libvips) loads on the first image, so text-only serving and the GPU device kit, which leaves
+ * libvips out to fit its size budget, run without it.
+ */
+function loadSharp(): Promise<typeof SharpDefault> {
+  sharpLoading ??= import('sharp').then(
+    (m) => m.default,
+    (err: Error) => {
+      sharpLoading = null;
+      throw new ModelError(
+        'DAWN_ERR_IMAGE_DECODER_MISSING',
+        `image input needs the sharp package, which failed to load: ${err.message}`,
+        { hint: 'run npm ci (sharp ships prebuilt libvips for linux-x64)' },
+      );
+    },
+  );
+  return sharpLoading;
+}
 
 const FORMATS = new Set(['png', 'jpeg', 'webp', 'gif']);
 
@@ -20,6 +42,7 @@ export async function decodeImage(
   if (bytes.length === 0) {
     throw new ImageInputError('DAWN_ERR_IMAGE_EMPTY', `${where}: the image is empty (0 bytes)`, where);
   }
+  const sharp = await loadSharp();
   let format: string | undefined;
   let width = 0;
   let height = 0;
