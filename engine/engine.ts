@@ -74,7 +74,12 @@ export class LLMEngine {
     this.runner = runner;
     const { enablePrefixCaching, maxNumSeqs, maxNumBatchedTokens, eosTokenIds } = options;
     this.blocks = new BlockManager(runner.numKvBlocks, runner.blockSize, { enablePrefixCaching });
-    this.scheduler = new Scheduler(this.blocks, { maxNumSeqs, maxNumBatchedTokens, eosTokenIds });
+    this.scheduler = new Scheduler(this.blocks, {
+      maxNumSeqs,
+      maxNumBatchedTokens,
+      eosTokenIds,
+      maxPromptLogprobTokens: runner.maxPromptLogprobTokensPerStep,
+    });
     this.processor =
       options.outputProcessor ??
       (options.tokenizer === undefined ? new TokenIdOutputProcessor() : new TextOutputProcessor(options.tokenizer));

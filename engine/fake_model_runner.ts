@@ -20,6 +20,8 @@ export interface FakeModelRunnerOptions {
   script?: (context: readonly number[]) => number | null;
   /** This step (by stepId) throws, as a failing GPU step would. */
   failAtStepId?: number;
+  /** Prompt-logprob chunk tokens one step may carry (a step asking for more throws, as the GPU model would). */
+  maxPromptLogprobTokensPerStep?: number;
 }
 
 /** What a step ran, for tests to check batching (interleaving, max_num_seqs, chunk sizes). */
@@ -33,6 +35,7 @@ export class FakeModelRunner implements ModelRunner {
   readonly blockSize: number;
   readonly maxModelLen: number;
   readonly vocabSize: number;
+  readonly maxPromptLogprobTokensPerStep?: number;
   readonly steps: StepRecord[] = [];
   isReleased = false;
 
@@ -52,6 +55,7 @@ export class FakeModelRunner implements ModelRunner {
     this.stepDelayMs = options.stepDelayMs ?? 0;
     this.script = options.script;
     this.failAtStepId = options.failAtStepId;
+    this.maxPromptLogprobTokensPerStep = options.maxPromptLogprobTokensPerStep;
     this.kvTokens = new Int32Array(this.numKvBlocks * this.blockSize);
     this.isWritten = new Uint8Array(this.numKvBlocks * this.blockSize);
   }
@@ -62,6 +66,16 @@ export class FakeModelRunner implements ModelRunner {
     else await Promise.resolve();
     if (batch.stepId === this.failAtStepId)
       throw new EngineError('DAWN_ERR_ENGINE_RUNNER', `fake runner: step ${batch.stepId} fails on purpose`);
+    const cap = this.maxPromptLogprobTokensPerStep;
+    const numScored = batch.entries.reduce(
+      (n, e) => n + (e.phase === 'prefill' && e.promptLogprobs !== null ? e.tokenIds.length : 0),
+      0,
+    );
+    if (cap !== undefined && numScored > cap)
+      throw new EngineError(
+        'DAWN_ERR_ENGINE_BATCH',
+        `fake runner: step ${batch.stepId} reads back ${numScored} prompt-logprob rows, at most ${cap}`,
+      );
     // As in a real forward pass, every new token's KV is written before any attention reads. Two writes to one
     // slot in a step would race on a GPU: a block handed to two sequences at once.
     const written = new Map<number, number>();

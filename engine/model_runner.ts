@@ -39,6 +39,11 @@ export interface ModelRunner {
   /** Token ids must be below this. */
   readonly vocabSize: number;
   /**
+   * Tokens of prompt-logprob prefill chunks one step may carry, all sequences together (each such token's logits are
+   * read back); absent: no limit beyond max_num_batched_tokens. The scheduler shortens those chunks to fit.
+   */
+  readonly maxPromptLogprobTokensPerStep?: number;
+  /**
    * Encoder-output cache counters of a multimodal runner (images looked up, and found already encoded), for
    * vllm:mm_cache_queries / vllm:mm_cache_hits; absent for text-only runners.
    */

@@ -3,6 +3,8 @@
 // a prompt longer than the budget left is split across steps, so it never stalls the decodes. When the KV pool
 // runs dry the newest running sequence is preempted: its blocks are freed and it goes back to the front of the
 // queue to be recomputed later (its outputs are kept and re-prefilled; hashed blocks may still be cache hits).
+// Prompt-logprob chunks read back every token's logits, and the runner holds a bounded number of such rows per
+// step: those chunks share that second budget and are shortened to it (the prompt is scored over more steps).
 import { EngineError } from '../core/errors.js';
 import type { BlockManager, CachedPrefix } from './block_manager.js';
 import type { PromptLogprobsSpec, SampleSpec, ScheduledBatch, ScheduledSeq } from './scheduled_batch.js';
@@ -14,6 +16,8 @@ export interface SchedulerOptions {
   maxNumBatchedTokens: number;
   /** The model's end-of-sequence ids (suppressed until min_tokens, see SampleSpec). */
   eosTokenIds: readonly number[];
+  /** Tokens of prompt-logprob prefill chunks per step (ModelRunner.maxPromptLogprobTokensPerStep); default: no cap. */
+  maxPromptLogprobTokens?: number;
 }
 
 export class Scheduler {
@@ -24,6 +28,9 @@ export class Scheduler {
 
   private readonly maxNumSeqs: number;
   private readonly maxNumBatchedTokens: number;
+  private readonly maxPromptLogprobTokens: number;
+  /** Prompt-logprob tokens still free in the step being scheduled. */
+  private promptLogprobBudget = 0;
   private readonly eosTokenIds: readonly number[];
   private nextStepId = 0;
 
@@ -36,8 +43,15 @@ export class Scheduler {
       if (!Number.isSafeInteger(v) || v < 1)
         throw new EngineError('DAWN_ERR_ENGINE_CONFIG', `scheduler: ${key} must be an integer ≥ 1, got ${v}`);
     }
+    const cap = options.maxPromptLogprobTokens;
+    if (cap !== undefined && !(Number.isSafeInteger(cap) && cap >= 1))
+      throw new EngineError(
+        'DAWN_ERR_ENGINE_CONFIG',
+        `scheduler: maxPromptLogprobTokens must be an integer ≥ 1, got ${cap}`,
+      );
     this.maxNumSeqs = options.maxNumSeqs;
     this.maxNumBatchedTokens = options.maxNumBatchedTokens;
+    this.maxPromptLogprobTokens = cap ?? Infinity;
     this.eosTokenIds = options.eosTokenIds;
   }
 
@@ -51,16 +65,19 @@ export class Scheduler {
 
   schedule(): ScheduledBatch {
     let budget = this.maxNumBatchedTokens;
+    this.promptLogprobBudget = this.maxPromptLogprobTokens;
     const scheduled = new Map<Sequence, number>();
     let hasPreempted = false;
     const decodesFirst = [...this.running.filter((s) => s.isDecoding), ...this.running.filter((s) => !s.isDecoding)];
     for (const seq of decodesFirst) {
       if (budget === 0) break;
       if (seq.status !== 'running') continue; // preempted earlier in this loop
-      const numNewTokens = Math.min(seq.numUncomputedTokens, budget);
+      const numNewTokens = this.chunkLength(seq, seq.numComputedTokens, Math.min(seq.numUncomputedTokens, budget));
+      if (numNewTokens === 0) continue; // its prompt-logprob rows are spent this step
       while (seq.status === 'running' && !this.blocks.canAppend(seq, numNewTokens)) {
         const victim = this.running[this.running.length - 1];
         budget += scheduled.get(victim) ?? 0;
+        if (this.scoresChunk(victim, victim.numComputedTokens)) this.promptLogprobBudget += scheduled.get(victim) ?? 0;
         scheduled.delete(victim);
         this.preempt(victim);
         hasPreempted = true;
@@ -69,6 +86,7 @@ export class Scheduler {
       this.blocks.appendSlots(seq, numNewTokens);
       scheduled.set(seq, numNewTokens);
       budget -= numNewTokens;
+      if (this.scoresChunk(seq, seq.numComputedTokens)) this.promptLogprobBudget -= numNewTokens;
     }
     // After a preemption the pool is tight: admitting now would only preempt again next step.
     if (!hasPreempted || scheduled.size === 0) budget = this.admitWaiting(budget, scheduled);
@@ -103,7 +121,11 @@ export class Scheduler {
         continue;
       }
       const prefix = this.cachedPrefix(seq);
-      const numNewTokens = Math.min(seq.numTokens - prefix.numTokens, budget);
+      const numNewTokens = this.chunkLength(seq, prefix.numTokens, Math.min(seq.numTokens - prefix.numTokens, budget));
+      if (numNewTokens === 0) {
+        i++; // prompt-logprob rows spent: it waits for the next step, requests behind it without them may go
+        continue;
+      }
       if (!this.blocks.canAllocate(seq, prefix, numNewTokens)) break; // first come, first served
       this.blocks.allocate(seq, prefix, numNewTokens);
       this.waiting.splice(i, 1);
@@ -111,8 +133,19 @@ export class Scheduler {
       this.running.push(seq);
       scheduled.set(seq, numNewTokens);
       budget -= numNewTokens;
+      if (this.scoresChunk(seq, prefix.numTokens)) this.promptLogprobBudget -= numNewTokens;
     }
     return budget;
+  }
+
+  /** Whether a prefill chunk starting at `start` scores prompt tokens (promptLogprobsSpec is not null). */
+  private scoresChunk(seq: Sequence, start: number): boolean {
+    return seq.params.promptLogprobs !== null && !seq.isDecoding && start + 1 < seq.numPromptTokens;
+  }
+
+  /** `wanted` new tokens from `start`, shortened to the prompt-logprob rows left when the chunk scores the prompt. */
+  private chunkLength(seq: Sequence, start: number, wanted: number): number {
+    return this.scoresChunk(seq, start) ? Math.min(wanted, this.promptLogprobBudget) : wanted;
   }
 
   /** Prompt logprobs need the logits of every prompt position, so such requests never read the cache. */

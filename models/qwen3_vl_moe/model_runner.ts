@@ -22,6 +22,7 @@ import type { SeqVisual } from './forward_visual.js';
 import { ImageCache, type ImageCacheStats } from './image_cache.js';
 import { Qwen3VlMoeModel, type Qwen3VlMoeLoadOptions, type SeqStep } from './model.js';
 import { MropePositions } from './mrope_positions.js';
+import { readQwen3VlMoeConfig } from './config.js';
 import { readImageProcessorConfig } from './processor/config.js';
 import type { ImageProcessorConfig, ProcessedImage } from './processor/types.js';
 import type { VisionFeatures } from './vision_encoder.js';
@@ -42,9 +43,42 @@ export interface Qwen3VlMoeRunnerOptions extends Qwen3VlMoeLoadOptions {
   imageCacheBytes?: number;
   /** The image processor's settings (default: the checkpoint's preprocessor_config.json). */
   imageProcessor?: ImageProcessorConfig;
+  /**
+   * Cap on the prompt-logprob rows one step reads back (default: maxTokens, or what one storage binding holds).
+   * The engine shortens prompt-logprob prefill chunks to it.
+   */
+  maxLogitRows?: number;
 }
 
 const DEFAULT_IMAGE_CACHE_BYTES = 2 ** 30;
+
+/**
+ * Prompt-logprob rows one step may read back. The logits buffer holds a sampled row per sequence, then these rows,
+ * and is bound whole (lm_head writes it, the sampler reads it), so (maxSeqs + rows) · vocab · 4 bytes must fit one
+ * storage binding: rows = min(maxTokens, cap, what fits − maxSeqs). At least one row must fit, or prompt logprobs
+ * could never progress: fewer sequences per step is then the only way to load.
+ */
+export function promptLogitRows(o: {
+  vocabSize: number;
+  maxTokens: number;
+  maxSeqs: number;
+  maxBindingBytes: number;
+  cap?: number;
+}): number {
+  const { vocabSize, maxTokens, maxSeqs, maxBindingBytes, cap } = o;
+  if (cap !== undefined && !(Number.isSafeInteger(cap) && cap >= 1))
+    throw new ModelError('DAWN_ERR_MODEL_OPTION', `qwen3_vl_moe runner: maxLogitRows ${cap} must be an integer ≥ 1`);
+  const rowBytes = vocabSize * 4;
+  const fit = Math.floor(maxBindingBytes / rowBytes);
+  if (fit < maxSeqs + 1)
+    throw new ModelError(
+      'DAWN_ERR_MODEL_OPTION',
+      `qwen3_vl_moe runner: ${maxSeqs} sequences per step need ${maxSeqs + 1} logit rows of ${vocabSize} f32 ` +
+        `(${(maxSeqs + 1) * rowBytes} bytes), and one storage binding holds ${maxBindingBytes} bytes (${fit} rows)`,
+      { hint: `lower --max-num-seqs to at most ${Math.max(fit - 1, 0)}` },
+    );
+  return Math.max(1, Math.min(maxTokens, cap ?? Infinity, fit - maxSeqs));
+}
 
 /** The engine's sampling spec as a sampler row; logprobs are the model's own (vLLM's default raw_logprobs). */
 export function sampleRowOf(spec: SampleSpec): SampleRow {
@@ -118,11 +152,23 @@ export class Qwen3VlMoeRunner implements ModelRunner {
     if (imageProcessor) this.multimodal = { imagePadTokenId: model.config.imageTokenId, imageProcessor };
   }
 
-  /** Loads the model; prompt logprobs need every token of a chunk read back, so logit rows = maxTokens. */
+  /**
+   * Loads the model. Prompt logprobs read back every token of a chunk: as many rows as one step may run, or as
+   * fit one storage binding (promptLogitRows); the engine shortens such chunks to maxPromptLogprobTokensPerStep.
+   */
   static async create(gpu: Gpu, dir: string, opts: Qwen3VlMoeRunnerOptions = {}): Promise<Qwen3VlMoeRunner> {
-    const { imageEncoder, imageCacheBytes, imageProcessor: processorOpt, ...loadOpts } = opts;
-    const maxTokens = loadOpts.maxTokens ?? 256;
-    const model = await Qwen3VlMoeModel.load(gpu, dir, { maxLogitRows: maxTokens, ...loadOpts });
+    const { imageEncoder, imageCacheBytes, imageProcessor: processorOpt, maxLogitRows: cap, ...loadOpts } = opts;
+    const config = await readQwen3VlMoeConfig(dir);
+    // As Qwen3VlMoeModel.load sizes them: a decode step of maxSeqs tokens must fit.
+    const maxSeqs = loadOpts.maxSeqs ?? 16;
+    const maxLogitRows = promptLogitRows({
+      vocabSize: config.text.vocabSize,
+      maxTokens: Math.max(loadOpts.maxTokens ?? 256, maxSeqs),
+      maxSeqs,
+      maxBindingBytes: Math.min(gpu.caps.maxStorageBufferBindingSize, gpu.caps.maxBufferSize),
+      cap,
+    });
+    const model = await Qwen3VlMoeModel.load(gpu, dir, { ...loadOpts, maxSeqs, maxLogitRows });
     try {
       const imageProcessor = imageEncoder ? (processorOpt ?? (await readImageProcessorConfig(dir))) : null;
       const encoder = imageEncoder ? await imageEncoder(model) : null;
@@ -147,6 +193,11 @@ export class Qwen3VlMoeRunner implements ModelRunner {
 
   get vocabSize(): number {
     return this.model.vocabSize;
+  }
+
+  /** A prompt-logprob prefill chunk reads back all its tokens' logits: at most this many per step. */
+  get maxPromptLogprobTokensPerStep(): number {
+    return this.model.limits.maxLogitRows;
   }
 
   /** Image lookups (one per image per prefill) and hits, for vllm:mm_cache_queries / vllm:mm_cache_hits. */

@@ -4,12 +4,12 @@ import type { ScheduledBatch } from '../../engine/scheduled_batch.js';
 import { createSamplingParams } from '../../engine/sampling_params.js';
 import { Scheduler } from '../../engine/scheduler.js';
 import { Sequence } from '../../engine/sequence.js';
-import { makePrompt } from './helpers.js';
+import { makeEngine, makePrompt, run } from './helpers.js';
 
 let nextSeqId = 0;
 
-function seqOf(promptLength: number, minTokens = 0): Sequence {
-  const params = createSamplingParams({ temperature: 0, minTokens, stopTokenIds: [7] });
+function seqOf(promptLength: number, minTokens = 0, promptLogprobs: number | null = null): Sequence {
+  const params = createSamplingParams({ temperature: 0, minTokens, stopTokenIds: [7], promptLogprobs });
   const prompt = makePrompt(promptLength, nextSeqId);
   return new Sequence({
     seqId: nextSeqId++,
@@ -22,9 +22,20 @@ function seqOf(promptLength: number, minTokens = 0): Sequence {
   });
 }
 
-function setup(numBlocks: number, blockSize: number, maxNumSeqs: number, maxNumBatchedTokens: number) {
+function setup(
+  numBlocks: number,
+  blockSize: number,
+  maxNumSeqs: number,
+  maxNumBatchedTokens: number,
+  maxPromptLogprobTokens?: number,
+) {
   const blocks = new BlockManager(numBlocks, blockSize);
-  const scheduler = new Scheduler(blocks, { maxNumSeqs, maxNumBatchedTokens, eosTokenIds: [0] });
+  const scheduler = new Scheduler(blocks, {
+    maxNumSeqs,
+    maxNumBatchedTokens,
+    eosTokenIds: [0],
+    maxPromptLogprobTokens,
+  });
   return { blocks, scheduler };
 }
 
@@ -154,5 +165,111 @@ describe('Scheduler', () => {
     scheduler.finish(b, 'abort');
     expect(blocks.numFreeBlocks).toBe(8);
     expect(scheduler.hasWork).toBe(false);
+  });
+});
+
+describe('Scheduler: prompt-logprob rows per step (maxPromptLogprobTokens)', () => {
+  /** Scored tokens of a batch: prefill chunks that carry prompt logprobs (the runner reads all their logits back). */
+  const scored = (batch: ScheduledBatch) =>
+    batch.entries.reduce((n, e) => n + (e.phase === 'prefill' && e.promptLogprobs !== null ? e.tokenIds.length : 0), 0);
+
+  it('shortens the chunks of prompt-logprob requests to the budget; plain requests take the token budget', () => {
+    const { scheduler } = setup(64, 16, 8, 512, 10);
+    const scoredSeq = seqOf(23, 0, 1);
+    const plain = seqOf(40);
+    scheduler.add(scoredSeq);
+    scheduler.add(plain);
+    const seqs = [scoredSeq, plain];
+    const steps: (string | number)[][][] = [];
+    while (!scoredSeq.isDecoding) {
+      const batch = scheduler.schedule();
+      expect(scored(batch)).toBeLessThanOrEqual(10);
+      steps.push(summary(batch));
+      complete(scheduler, batch, seqs);
+    }
+    expect(steps).toEqual([
+      [
+        [scoredSeq.seqId, 'prefill', 10],
+        [plain.seqId, 'prefill', 40],
+      ],
+      [
+        [plain.seqId, 'decode', 1],
+        [scoredSeq.seqId, 'prefill', 10],
+      ],
+      [
+        [plain.seqId, 'decode', 1],
+        [scoredSeq.seqId, 'prefill', 3],
+      ],
+    ]);
+    // The last chunk [20, 23) scores tokens 21 and 22 and samples.
+    expect(scoredSeq.numCompletionTokens).toBe(1);
+  });
+
+  it('two prompt-logprob requests share one step’s budget, in order; a third waits while plain ones go', () => {
+    const { scheduler } = setup(64, 16, 8, 512, 12);
+    const a = seqOf(9, 0, 0);
+    const b = seqOf(9, 0, 0);
+    const c = seqOf(9, 0, 0);
+    const plain = seqOf(9);
+    for (const s of [a, b, c, plain]) scheduler.add(s);
+    const first = scheduler.schedule();
+    expect(summary(first)).toEqual([
+      [a.seqId, 'prefill', 9],
+      [b.seqId, 'prefill', 3],
+      [plain.seqId, 'prefill', 9],
+    ]);
+    expect(c.status).toBe('waiting');
+    complete(scheduler, first, [a, b, c, plain]);
+    const second = scheduler.schedule();
+    expect(summary(second)).toEqual([
+      [a.seqId, 'decode', 1],
+      [plain.seqId, 'decode', 1],
+      [b.seqId, 'prefill', 6],
+      [c.seqId, 'prefill', 6],
+    ]);
+    expect(scored(second)).toBe(12);
+  });
+
+  it('only chunks that score the prompt count: the last prompt token alone and decodes are free', () => {
+    const { scheduler } = setup(64, 16, 4, 512, 4);
+    const seq = seqOf(9, 0, 2);
+    scheduler.add(seq);
+    const lengths: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const batch = scheduler.schedule();
+      lengths.push(batch.entries[0].tokenIds.length);
+      complete(scheduler, batch, [seq]);
+    }
+    // [0,4) [4,8) score; [8,9) scores nothing (position 9 is not a prompt token) yet is a prefill under the cap.
+    expect(lengths).toEqual([4, 4, 1, 1, 1]);
+    expect(seq.numCompletionTokens).toBe(3);
+  });
+
+  it('rejects a budget below 1', () => {
+    expect(() => setup(8, 16, 4, 512, 0)).toThrow(/maxPromptLogprobTokens must be an integer ≥ 1, got 0/);
+  });
+
+  it('engine on a runner with a small budget: same prompt logprobs and tokens as one chunk, never over it', async () => {
+    const prompt = makePrompt(100, 5);
+    const params = { maxTokens: 6, promptLogprobs: 3 };
+    const whole = await run(makeEngine().engine, prompt, params);
+    expect(whole.done.promptLogprobs).toHaveLength(100);
+    // The fake runner throws on a step carrying more than 7 scored tokens (as the GPU model's logit rows would).
+    const { engine, runner } = makeEngine({ maxPromptLogprobTokensPerStep: 7 });
+    const [x, y, plain] = await Promise.all([
+      run(engine, prompt, params),
+      run(engine, prompt, params),
+      run(engine, makePrompt(200, 6), { maxTokens: 6 }),
+    ]);
+    for (const out of [x, y]) {
+      expect(out.done.promptLogprobs).toEqual(whole.done.promptLogprobs);
+      expect(out.tokens).toEqual(whole.tokens);
+    }
+    const plainSolo = await run(makeEngine().engine, makePrompt(200, 6), { maxTokens: 6 });
+    expect(plain.tokens).toEqual(plainSolo.tokens);
+    // The plain 200-token prompt went in one chunk; the scored prompts took ≥ 2 × 99 / 7 steps of prefill.
+    expect(runner.steps[0].entries.find((e) => e.numTokens === 200)).toBeDefined();
+    const prefillSteps = runner.steps.filter((s) => s.entries.some((e) => e.phase === 'prefill' && e.numTokens < 100));
+    expect(prefillSteps.length).toBeGreaterThanOrEqual(Math.ceil((2 * 99) / 7));
   });
 });

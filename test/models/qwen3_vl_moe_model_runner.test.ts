@@ -3,12 +3,17 @@
 // reproducible, and prompt logprobs match the CPU reference's log-softmax (GPU logits sit within ~2e-5 of it; bound
 // 1e-3). The GPU sampler compiles on the first sampled step: minutes on lavapipe with a cold shader cache (the
 // sampling kernel's own tests warm it), hence the long timeout.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LLMEngine } from '../../engine/engine.js';
 import type { RequestOutputEvent } from '../../engine/request.js';
 import { createSamplingParams, type SamplingParamsInput } from '../../engine/sampling_params.js';
-import { Qwen3VlMoeRunner } from '../../models/qwen3_vl_moe/model_runner.js';
+import { promptLogitRows, Qwen3VlMoeRunner } from '../../models/qwen3_vl_moe/model_runner.js';
 import { loadRunner } from '../../models/qwen3_vl_moe/runner.js';
+import { makeSyntheticCheckpoint } from '../../tools/make_synthetic_checkpoint.js';
+import { specFromFlags } from '../../tools/synthetic/spec.js';
 import { findFixture } from '../helpers/fixtures.js';
 import { gpuOrSkip } from '../helpers/gpu.js';
 import { loadReferenceWeights, referenceForward } from './qwen3_vl_moe_reference.js';
@@ -91,6 +96,70 @@ describe.skipIf(!gpu || !dir)('Qwen3-VL-MoE runner under the engine (bf16)', { t
   });
 });
 
+describe('promptLogitRows: logits rows within one storage binding', () => {
+  const o = { vocabSize: 4096, maxTokens: 8192, maxSeqs: 8, maxBindingBytes: 128 * 2 ** 20 };
+  it('keeps maxTokens when it fits, else what the binding holds after the sampled rows, else the cap', () => {
+    expect(promptLogitRows({ ...o, maxTokens: 256 })).toBe(256);
+    // The small synthetic preset under serve's defaults: (8 + 8192) · 4096 · 4 = 134,348,800 B > 128 MiB.
+    expect(promptLogitRows(o)).toBe(8192 - 8);
+    // Qwen3-VL-30B on an H100 (2 GiB bindings), 256 sequences: 3533 rows fit.
+    expect(promptLogitRows({ vocabSize: 151936, maxTokens: 8192, maxSeqs: 256, maxBindingBytes: 2 ** 31 })).toBe(
+      3533 - 256,
+    );
+    expect(promptLogitRows({ ...o, cap: 8 })).toBe(8);
+  });
+  it('refuses sequence counts whose sampled rows do not fit, naming the flag', () => {
+    expect(() => promptLogitRows({ ...o, maxSeqs: 8192 })).toThrow(
+      /8192 sequences per step need 8193 logit rows of 4096 f32 \(134234112 bytes\), and one storage binding holds 134217728 bytes \(8192 rows\)/,
+    );
+    try {
+      promptLogitRows({ ...o, maxSeqs: 8192 });
+    } catch (err) {
+      expect((err as { hint?: string }).hint).toBe('lower --max-num-seqs to at most 8191');
+    }
+    expect(() => promptLogitRows({ ...o, cap: 0 })).toThrow(/maxLogitRows 0 must be an integer ≥ 1/);
+  });
+});
+
+describe.skipIf(!gpu || !dir)('prompt logprobs over capped logit rows', { timeout }, () => {
+  it('a 23-token prompt scored 8 rows per step equals the uncapped runner’s one-chunk result', async () => {
+    const prompt = (await readGolden(goldenFormats[0])).cases.text.prompt_ids.slice(0, 23);
+    expect(prompt).toHaveLength(23);
+    const score = async (cap: number | undefined) => {
+      const runner = await Qwen3VlMoeRunner.create(gpu!, dir!, {
+        numKvBlocks: 8,
+        maxTokens: 64,
+        maxSeqs: 2,
+        kvDtype: 'f32',
+        maxLogitRows: cap,
+      });
+      const engine = new LLMEngine({ runner, maxNumSeqs: 2, maxNumBatchedTokens: 64, maxWaiting: 4, eosTokenIds: [] });
+      try {
+        expect(runner.maxPromptLogprobTokensPerStep).toBe(cap ?? 64);
+        const { tokens, done } = await generate(engine, prompt, { maxTokens: 2, promptLogprobs: 3 }, `cap${cap}`);
+        return { tokens, lps: done.promptLogprobs!, steps: engine.metricsSnapshot().numSteps };
+      } finally {
+        await engine.shutdown(0);
+      }
+    };
+    const whole = await score(undefined);
+    const capped = await score(8);
+    // One 23-token prefill and a decode, against chunks [0, 8) [8, 16) [16, 23) and a decode.
+    expect([whole.steps, capped.steps]).toEqual([2, 4]);
+    expect(capped.tokens).toEqual(whole.tokens);
+    expect(capped.lps).toHaveLength(23);
+    expect(capped.lps[0]).toBeNull();
+    for (let t = 1; t < 23; t++) {
+      const [a, b] = [capped.lps[t]!, whole.lps[t]!];
+      expect(a.tokenId).toBe(b.tokenId);
+      expect(a.rank).toBe(b.rank);
+      expect(Math.abs(a.logprob - b.logprob)).toBeLessThanOrEqual(1e-5);
+      expect(a.top.map((x) => x.tokenId)).toEqual(b.top.map((x) => x.tokenId));
+      a.top.forEach((x, i) => expect(Math.abs(x.logprob - b.top[i].logprob)).toBeLessThanOrEqual(1e-5));
+    }
+  });
+});
+
 describe.skipIf(!gpu || !dir)('loadRunner (what serve loads)', { timeout }, () => {
   const options = {
     modelDir: dir!,
@@ -126,5 +195,46 @@ describe.skipIf(!gpu || !dir)('loadRunner (what serve loads)', { timeout }, () =
     await expect(loadRunner({ ...options, quantization: 'modelopt' })).rejects.toThrow(
       /--quantization modelopt: .* is unquantized/,
     );
+  });
+});
+
+// serve's defaults on the small synthetic preset (vocab 4096): 8 sequences and 8192 batched tokens would make a
+// (8 + 8192) · 4096 · 4 = 134,348,800 B logits buffer, over lavapipe's 128 MiB binding; the runner keeps
+// 8192 − 8 = 8184 prompt-logprob rows and the first request (prompt logprobs and a sample) runs.
+describe.skipIf(!gpu)('loadRunner with --max-num-batched-tokens 8192 on a vocab that overflows one binding', () => {
+  const root = mkdtempSync(join(tmpdir(), 'dawnllm-logit-rows-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('loads with the logit rows that fit and scores a prompt', { timeout }, async () => {
+    const small = join(root, 'small');
+    makeSyntheticCheckpoint(small, specFromFlags({ preset: 'small' }));
+    const loaded = await loadRunner({
+      modelDir: small,
+      maxModelLen: null,
+      maxNumSeqs: 8,
+      maxNumBatchedTokens: 8192,
+      gpuMemoryUtilization: 0.9,
+      dtype: 'auto',
+      quantization: 'auto',
+      kvCacheDtype: 'auto',
+      device: null,
+      imagesPerPrompt: 0,
+    });
+    const runner = loaded.runner as Qwen3VlMoeRunner;
+    expect(runner.vocabSize).toBe(4096);
+    const { maxStorageBufferBindingSize, maxBufferSize, adapter } = gpu!.caps;
+    const fit = Math.floor(Math.min(maxStorageBufferBindingSize, maxBufferSize) / (4096 * 4));
+    expect(runner.maxPromptLogprobTokensPerStep).toBe(Math.min(8192, fit - 8));
+    if (adapter.isSoftware) expect(runner.maxPromptLogprobTokensPerStep).toBe(8184); // lavapipe: 128 MiB
+    const engine = new LLMEngine({ runner, maxNumSeqs: 8, maxNumBatchedTokens: 8192, maxWaiting: 4, eosTokenIds: [] });
+    try {
+      const prompt = Array.from({ length: 40 }, (_, i) => (i * 97 + 5) % 4096);
+      const { tokens, done } = await generate(engine, prompt, { maxTokens: 2, promptLogprobs: 1 }, 'small');
+      expect(tokens).toHaveLength(2);
+      expect(done.promptLogprobs).toHaveLength(40);
+      expect(done.promptLogprobs!.slice(1).every((lp) => lp !== null && Number.isFinite(lp.logprob))).toBe(true);
+    } finally {
+      await engine.shutdown(0);
+    }
   });
 });
