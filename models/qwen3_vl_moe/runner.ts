@@ -10,7 +10,7 @@ import { openGpu } from '../../kernels/gpu/device.js';
 import { KV_BLOCK_SIZE, type KvDtype, kvBytesPerElement } from '../../kernels/kv_cache.js';
 import type { LoadedRunner, RunnerLoadOptions } from '../../server/runner_factory.js';
 import type { Qwen3VlMoeConfig } from './config.js';
-import { Qwen3VlMoeRunner } from './model_runner.js';
+import { promptLogitRows, Qwen3VlMoeRunner } from './model_runner.js';
 import { type ImageProcessorConfig, readImageProcessorConfig } from './processor/index.js';
 import { VisionEncoder, visionWorkingBytes } from './vision_encoder.js';
 
@@ -33,7 +33,7 @@ function checkDtype(flag: string): void {
 }
 
 /** Activation scratch of the largest step, estimated from the buffer sizes the forward allocates. */
-function activationBytes(c: Qwen3VlMoeConfig, maxTokens: number, maxSeqs: number): number {
+function activationBytes(c: Qwen3VlMoeConfig, maxTokens: number, maxSeqs: number, maxBindingBytes: number): number {
   const t = c.text;
   const perToken =
     4 *
@@ -41,7 +41,9 @@ function activationBytes(c: Qwen3VlMoeConfig, maxTokens: number, maxSeqs: number
       (t.numAttentionHeads + 2 * t.numKeyValueHeads) * t.headDim +
       t.numAttentionHeads * t.headDim +
       t.numExpertsPerTok * (3 * t.moeIntermediateSize + t.hiddenSize + 2));
-  const logits = (maxSeqs + maxTokens) * t.vocabSize * 4;
+  // A sampled row per sequence, then the prompt-logprob rows the runner keeps (what one binding holds).
+  const logitRows = maxSeqs + promptLogitRows({ vocabSize: t.vocabSize, maxTokens, maxSeqs, maxBindingBytes });
+  const logits = logitRows * t.vocabSize * 4;
   return maxTokens * perToken + logits + 64 * 2 ** 20;
 }
 
@@ -104,7 +106,13 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
           totalMemoryBytes: gib * 2 ** 30,
           gpuMemoryUtilization: o.gpuMemoryUtilization,
           weightBytes,
-          activationBytes: activationBytes(config, maxTokens, o.maxNumSeqs) + visionReserve,
+          activationBytes:
+            activationBytes(
+              config,
+              maxTokens,
+              o.maxNumSeqs,
+              Math.min(gpu.caps.maxStorageBufferBindingSize, gpu.caps.maxBufferSize),
+            ) + visionReserve,
           maxBindingBytes: gpu.caps.maxStorageBufferBindingSize,
         });
         budgetLine = `KV cache: ${b.numBlocks} blocks (${b.numBlocks * KV_BLOCK_SIZE} tokens, ${kvDtype}), limited by ${b.limitedBy}`;
