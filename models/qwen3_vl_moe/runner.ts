@@ -12,7 +12,7 @@ import type { LoadedRunner, RunnerLoadOptions } from '../../server/runner_factor
 import type { Qwen3VlMoeConfig } from './config.js';
 import { promptLogitRows, Qwen3VlMoeRunner } from './model_runner.js';
 import { type ImageProcessorConfig, readImageProcessorConfig } from './processor/index.js';
-import { VisionEncoder, visionWorkingBytes } from './vision_encoder.js';
+import { maxVisionPatches, VisionEncoder, visionWorkingBytes } from './vision_encoder.js';
 
 /** KV blocks on a software adapter (lavapipe): 4096 tokens, enough for tests and the bundled small models. */
 const SOFTWARE_KV_BLOCKS = 256;
@@ -87,6 +87,17 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
         const t = config.text;
         if (imageProcessor) {
           const maxPatches = Math.floor(imageProcessor.maxPixels / imageProcessor.patchSize ** 2);
+          // Refuse at load, not on the first large image: the biggest image the processor allows must fit.
+          const fits = maxVisionPatches(config.vision, gpu.caps.maxStorageBufferBindingSize);
+          if (maxPatches > fits)
+            throw new ModelError(
+              'DAWN_ERR_MODEL_OPTION',
+              `images of up to ${imageProcessor.maxPixels} pixels (${maxPatches} patches) do not fit this device's ` +
+                `${gpu.caps.maxStorageBufferBindingSize}-byte storage binding in the vision tower (at most ${fits} patches)`,
+              {
+                hint: `--mm-processor-kwargs '{"max_pixels": ${fits * imageProcessor.patchSize ** 2}}' (or --limit-mm-per-prompt '{"image": 0}')`,
+              },
+            );
           visionReserve = visionWorkingBytes(config.vision, maxPatches, gpu.caps.maxStorageBufferBindingSize);
         }
         const layout = {

@@ -48,6 +48,14 @@ export interface VisionEncoderOptions {
 }
 
 /**
+ * The most patches one image may have on this device: its pixels and its fused qkv activations are each one storage
+ * binding (the MLP runs in row chunks, so it never bounds this).
+ */
+export function maxVisionPatches(c: Qwen3VlMoeVisionConfig, maxBindingBytes: number): number {
+  return Math.floor(maxBindingBytes / (4 * Math.max(patchInputs(c), 3 * c.hiddenSize)));
+}
+
+/**
  * GPU bytes `encode` allocates for an image of `numPatches` patches (its plan), as `build` sizes them: the budget a
  * server reserves for images next to the KV cache. `maxBindingBytes` bounds the MLP chunk as in `build`.
  */

@@ -273,6 +273,10 @@ describe.skipIf(!gpu || !dir || !imagePath)(
       await expect(loadRunner({ ...base, mmProcessorKwargs: { minPixels: 200_000 } })).rejects.toThrow(
         /min_pixels 200000 exceeds max_pixels/,
       );
+      // lavapipe's 128 MiB binding holds at most 21,845 patches of 1536 inputs: a 100 MP bound is refused at load.
+      await expect(loadRunner({ ...base, mmProcessorKwargs: { maxPixels: 100_000_000 } })).rejects.toThrow(
+        /do not fit this device's \d+-byte storage binding in the vision tower \(at most \d+ patches\)/,
+      );
     });
   },
 );
