@@ -6,10 +6,10 @@
 import { ModelError } from '../../core/errors.js';
 import { formatBytes, formatDuration } from '../../core/format.js';
 import { kvBudget } from '../../engine/kv_budget.js';
-import { openGpu } from '../../kernels/gpu/device.js';
+import { type Gpu, openGpu } from '../../kernels/gpu/device.js';
 import { KV_BLOCK_SIZE, type KvDtype, kvBytesPerElement } from '../../kernels/kv_cache.js';
 import type { LoadedRunner, RunnerLoadOptions } from '../../server/runner_factory.js';
-import type { Qwen3VlMoeConfig } from './config.js';
+import { type Qwen3VlMoeConfig, type Qwen3VlMoeVisionConfig, readQwen3VlMoeConfig } from './config.js';
 import { promptLogitRows, Qwen3VlMoeRunner } from './model_runner.js';
 import { type ImageProcessorConfig, readImageProcessorConfig } from './processor/index.js';
 import { maxVisionPatches, VisionEncoder, visionWorkingBytes } from './vision_encoder.js';
@@ -61,11 +61,48 @@ async function imageProcessorOf(o: RunnerLoadOptions): Promise<ImageProcessorCon
   return { ...cfg, minPixels, maxPixels };
 }
 
+/**
+ * The biggest image the processor allows must fit one storage binding in the vision tower. The checkpoint's own
+ * bound is lowered to what fits (noted in the load summary); a bound the user set explicitly is refused instead.
+ */
+function fitImagesToDevice(
+  p: ImageProcessorConfig,
+  vision: Qwen3VlMoeVisionConfig,
+  gpu: Gpu,
+  o: RunnerLoadOptions,
+): { processor: ImageProcessorConfig; note: string } {
+  const patchPixels = p.patchSize ** 2;
+  const fits = maxVisionPatches(vision, gpu.caps.maxStorageBufferBindingSize);
+  if (Math.floor(p.maxPixels / patchPixels) <= fits) return { processor: p, note: '' };
+  const fitPixels = fits * patchPixels;
+  const binding = `this device's ${gpu.caps.maxStorageBufferBindingSize}-byte storage binding`;
+  if (o.mmProcessorKwargs?.maxPixels !== undefined || fitPixels < p.minPixels)
+    throw new ModelError(
+      'DAWN_ERR_MODEL_OPTION',
+      `images of up to ${p.maxPixels} pixels do not fit ${binding} in the vision tower (at most ${fitPixels} pixels)`,
+      { hint: `--mm-processor-kwargs '{"max_pixels": ${fitPixels}}' (or --limit-mm-per-prompt '{"image": 0}')` },
+    );
+  return {
+    processor: { ...p, maxPixels: fitPixels },
+    note: ` (lowered from the checkpoint's ${p.maxPixels} to fit ${binding})`,
+  };
+}
+
 export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
   checkDtype(o.dtype);
   const kvDtype = kvDtypeOf(o.kvCacheDtype);
-  const imageProcessor = await imageProcessorOf(o);
+  const requested = await imageProcessorOf(o);
   const gpu = await openGpu({ adapterName: o.device ?? undefined });
+  let imageProcessor: ImageProcessorConfig | null;
+  let imageBoundNote = '';
+  try {
+    ({ processor: imageProcessor, note: imageBoundNote } = requested
+      ? fitImagesToDevice(requested, (await readQwen3VlMoeConfig(o.modelDir)).vision, gpu, o)
+      : { processor: null, note: '' });
+  } catch (err) {
+    gpu.destroy();
+    throw err;
+  }
   const maxTokens = Math.max(o.maxNumBatchedTokens, o.maxNumSeqs);
   let budgetLine = '';
   // GPU bytes one encode of the largest image the processor allows needs (vLLM profiles the same worst case): kept
@@ -87,17 +124,6 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
         const t = config.text;
         if (imageProcessor) {
           const maxPatches = Math.floor(imageProcessor.maxPixels / imageProcessor.patchSize ** 2);
-          // Refuse at load, not on the first large image: the biggest image the processor allows must fit.
-          const fits = maxVisionPatches(config.vision, gpu.caps.maxStorageBufferBindingSize);
-          if (maxPatches > fits)
-            throw new ModelError(
-              'DAWN_ERR_MODEL_OPTION',
-              `images of up to ${imageProcessor.maxPixels} pixels (${maxPatches} patches) do not fit this device's ` +
-                `${gpu.caps.maxStorageBufferBindingSize}-byte storage binding in the vision tower (at most ${fits} patches)`,
-              {
-                hint: `--mm-processor-kwargs '{"max_pixels": ${fits * imageProcessor.patchSize ** 2}}' (or --limit-mm-per-prompt '{"image": 0}')`,
-              },
-            );
           visionReserve = visionWorkingBytes(config.vision, maxPatches, gpu.caps.maxStorageBufferBindingSize);
         }
         const layout = {
@@ -142,7 +168,7 @@ export async function loadRunner(o: RunnerLoadOptions): Promise<LoadedRunner> {
       budgetLine,
       `max model len ${m.maxModelLen}, up to ${o.maxNumSeqs} sequences and ${maxTokens} tokens per step`,
       imageProcessor
-        ? `images: vision tower on the GPU, up to ${imageProcessor.maxPixels} pixels per image ` +
+        ? `images: vision tower on the GPU, up to ${imageProcessor.maxPixels} pixels per image${imageBoundNote} ` +
           `(${formatBytes(visionReserve)} reserved), encoded-image cache ${formatBytes(runner.imageCache.capacityBytes)}`
         : 'images: off (--limit-mm-per-prompt image 0)',
     ];

@@ -203,6 +203,10 @@ describe.skipIf(!gpu)('on the GPU', { timeout: 60_000 }, () => {
     try {
       expect(loaded.format).toMatch(/NVFP4/);
       expect(loaded.runner.vocabSize).toBe(600);
+      // The 30B preprocessor config allows 16.7 MP images; lavapipe's 128 MiB binding does not hold them in the
+      // vision tower, so the checkpoint's bound is lowered to what fits, and said so.
+      if (gpu!.caps.maxStorageBufferBindingSize < 2 ** 30)
+        expect(loaded.loadSummary.join('\n')).toMatch(/lowered from the checkpoint's 16777216 to fit/);
     } finally {
       await loaded.runner.release();
     }
