@@ -7,6 +7,8 @@
 //            out[p, n] = Σ_k x[entryRows[p], k] W[tileExperts[p / mTile], n, k]
 // Epilogues: 'residual' out = y + residual · 'accumulate' out += y (in place, e.g. the residual stream) ·
 //   'silu_mul' out[p, i] = silu(y[p, i]) · y[p, i + N/2] (fused gate_up, gate rows first), out has N/2 columns.
+// Prologue rmsNorm: x rows are RMSNorm'ed first (x · rsqrt(mean_k x² + eps) · normWeight, as kernels/rms_norm.ts),
+//   so a decode step needs no separate norm dispatch before its projection.
 import { KernelError } from '../core/errors.js';
 import { createUniform } from './gpu/buffers.js';
 import { composeWgsl } from './gpu/compose.js';
@@ -43,6 +45,8 @@ export interface MatvecVariant {
   f16Decode?: boolean;
   /** Work split; default from defaultMatvecTuning (needs N, K: use matvecVariantFor). */
   tuning?: MatvecTuning;
+  /** RMSNorm prologue on x rows (buffers.normWeight f32 [K], shape.eps). */
+  rmsNorm?: boolean;
 }
 
 export interface MatvecBuffers {
@@ -52,6 +56,8 @@ export interface MatvecBuffers {
   residual?: BufferSlice;
   tileExperts?: BufferSlice;
   entryRows?: BufferSlice;
+  /** rmsNorm: the norm weight, f32 [K]. */
+  normWeight?: BufferSlice;
 }
 
 export interface MatvecShape {
@@ -65,6 +71,8 @@ export interface MatvecShape {
   numXRows?: number;
   /** Split w_data into bindings of at most this many bytes (default: the device's storage-binding limit). */
   maxBindingBytes?: number;
+  /** rmsNorm: the norm's epsilon. */
+  eps?: number;
 }
 
 /** The variant that fits `weight` (format, fp8 row scale, preScale) with a default work split for its shape. */
@@ -106,6 +114,7 @@ export function matvecName(v: MatvecVariant, subgroups: boolean, f16Decode: bool
   parts.push(v.format, v.act, v.out);
   if (v.preScale) parts.push('prescale');
   if (v.fp8RowScale) parts.push('rowscale');
+  if (v.rmsNorm) parts.push('rmsnorm');
   if (v.epilogue && v.epilogue !== 'none') parts.push(v.epilogue);
   if (f16Decode && (v.format === 'nvfp4' || v.format === 'fp8')) parts.push('f16dec');
   if (subgroups) parts.push('subgroup');
@@ -183,6 +192,7 @@ export class Matvec {
       subgroups,
       f16Decode,
       tuning,
+      rmsNorm: variant.rmsNorm ?? false,
     };
     const name = matvecName(v, subgroups, f16Decode);
     const bad = (msg: string) => new KernelError('DAWN_ERR_KERNEL_VARIANT', `${name}: ${msg}`);
@@ -200,7 +210,8 @@ export class Matvec {
         `subgroup reduction needs subgroups (${caps.subgroupMinSize}..${caps.subgroupMaxSize}) no wider than tpk ${tpk}`,
       );
     const partials = subgroups ? tpk / caps.subgroupMinSize : tpk;
-    const sharedBytes = partials * rowGroups * rows * mTile * 4;
+    // per row group: rows·mTile output slots, plus mTile Σx² slots with rmsNorm
+    const sharedBytes = partials * rowGroups * (rows + (v.rmsNorm ? 1 : 0)) * mTile * 4;
     if (sharedBytes > caps.maxComputeWorkgroupStorageSize)
       throw bad(`needs ${sharedBytes} B of workgroup memory, the device has ${caps.maxComputeWorkgroupStorageSize}`);
     if ((v.act === 'f16' || v.out === 'f16' || f16Decode) && !caps.hasF16)
@@ -227,6 +238,7 @@ export class Matvec {
       RESIDUAL: epilogue === 'residual',
       ACCUMULATE: epilogue === 'accumulate',
       SILU_MUL: epilogue === 'silu_mul',
+      RMS_NORM: v.rmsNorm,
     };
     const snippets = {
       dequant: loadWgsl(new URL('./dequant.wgsl', import.meta.url)),
@@ -298,6 +310,10 @@ export class Matvec {
     need('x', bufs.x, ((xRows - 1) * xStride + K) * actBytes);
     need('out', bufs.out, ((M - 1) * outStride + nOut) * outBytes);
     if (v.epilogue === 'residual') need('residual', bufs.residual, ((M - 1) * outStride + nOut) * outBytes);
+    if (v.rmsNorm) {
+      need('normWeight', bufs.normWeight, K * 4);
+      if (!(shape.eps !== undefined && shape.eps >= 0)) throw fail(`rmsNorm needs eps ≥ 0, got ${shape.eps}`);
+    }
     const mTile = v.mTile;
     const numTiles = Math.ceil(M / mTile);
     if (v.grouped) {
@@ -334,7 +350,8 @@ export class Matvec {
       const chunkOutRows = v.epilogue === 'silu_mul' ? nOut : c.rowEnd - c.rowBegin;
       const rowBlocks = Math.ceil(chunkOutRows / outRowsPerWg);
       const [gx, gy] = grid(rowBlocks * numTiles, this.gpu.caps.maxComputeWorkgroupsPerDimension);
-      const params = new Uint32Array([
+      const params = new Uint32Array(19);
+      params.set([
         N,
         K,
         M,
@@ -354,6 +371,7 @@ export class Matvec {
         Math.ceil(N / bn),
         Math.ceil(K / bk),
       ]);
+      new Float32Array(params.buffer)[18] = shape.eps ?? 0;
       const chunkLabel = chunks.length > 1 ? `${label}[${ci}]` : label;
       const entries: [number, BufferSlice][] = [
         [0, createUniform(this.gpu, `${chunkLabel}/params`, params)],
@@ -366,6 +384,7 @@ export class Matvec {
       if (v.grouped) entries.push([6, bufs.tileExperts!], [7, bufs.entryRows!]);
       if (v.epilogue === 'residual') entries.push([8, bufs.residual!]);
       entries.push([9, bufs.out]);
+      if (v.rmsNorm) entries.push([10, bufs.normWeight!]);
       const bindGroup = this.gpu.device.createBindGroup({
         label: chunkLabel,
         layout: this.pipeline.getBindGroupLayout(0),

@@ -6,7 +6,7 @@
 //   0 params (uniform)            1 x: vec4<act_t>              2 w_data (per format, below)
 //   3 w_scales (per format)       4 w_global: f32 [E, G]        5 pre_scale: vec4<f32> [E, K/4]   (PRESCALE)
 //   6 tile_experts: u32 [tiles]   7 entry_rows: u32 [M]         (GROUPED)
-//   8 residual: dst_t (RESIDUAL)  9 out: dst_t
+//   8 residual: dst_t (RESIDUAL)  9 out: dst_t               10 norm_w: vec4<f32> [K/4]         (RMS_NORM)
 // Formats (exactly one flag): a "unit" is 16 consecutive k of one row, the step every thread takes along K.
 //   NVFP4  w_data vec2<u32> per unit (E2M1, low nibble = even k); w_scales u32 = E4M3 bytes [E, N, K/16];
 //          w_global f32 [E, G], rows split into G equal groups
@@ -16,7 +16,9 @@
 // Other flags: SUBGROUPS (subgroupAdd; else a workgroup-memory reduction), F16_DECODE (f16 bit-pattern decode of
 //   E2M1/E4M3, kernels/dequant_f16.wgsl), GROUPED, PRESCALE (x · pre_scale[e] first), RESIDUAL (out = y + residual),
 //   ACCUMULATE (out += y, in place), SILU_MUL (out[:, i] = silu(y[:, i]) · y[:, i + N/2]; rows come in gate/up
-//   pairs, so a thread's ROWS are ROWS/2 gate rows and the matching up rows)
+//   pairs, so a thread's ROWS are ROWS/2 gate rows and the matching up rows), RMS_NORM (x rows RMSNorm'ed on the
+//   fly, as kernels/rms_norm.wgsl: y = rsqrt(mean_k x² + eps) · Σ_k x_k·norm_w[k]·W[n, k]; Σx² is accumulated in
+//   the same loop from the x units every row group reads anyway, reduced with the outputs, applied at the end)
 // Work split: a workgroup is ROW_GROUPS × TPK threads; row group g owns ROWS rows and its TPK threads stride over
 // the units of those rows (coalesced: neighbouring threads read neighbouring units). Each thread keeps ROWS ×
 // M_TILE f32 accumulators, reads its x unit once per row set, and the row group reduces at the end.
@@ -42,6 +44,7 @@ struct Params {
   scale_bk: u32,
   scale_gn: u32,
   scale_gk: u32,
+  norm_eps: f32, // RMS_NORM
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -72,6 +75,9 @@ struct Params {
 @group(0) @binding(8) var<storage, read> residual: array<dst_t>;
 //#endif
 @group(0) @binding(9) var<storage, read_write> out: array<dst_t>;
+//#if RMS_NORM
+@group(0) @binding(10) var<storage, read> norm_w: array<vec4<f32>>;
+//#endif
 
 override TPK: u32 = 32; // threads along K per row group: a power of two (a multiple of the subgroup size)
 override ROW_GROUPS: u32 = 4;
@@ -82,8 +88,14 @@ const OUT_ROWS: u32 = ROWS / 2u;
 //#else
 const OUT_ROWS: u32 = ROWS;
 //#endif
-const SLOTS: u32 = ROWS * M_TILE; // accumulators per thread
-var<workgroup> partials: array<f32, PARTIALS * ROW_GROUPS * SLOTS>;
+//#if RMS_NORM
+const NORM_SLOTS: u32 = M_TILE; // Σx² of each x row, reduced after the outputs' slots
+//#else
+const NORM_SLOTS: u32 = 0u;
+//#endif
+const SLOTS: u32 = ROWS * M_TILE; // output accumulators per thread
+const ALL_SLOTS: u32 = SLOTS + NORM_SLOTS;
+var<workgroup> partials: array<f32, PARTIALS * ROW_GROUPS * ALL_SLOTS>;
 
 //#include dequant
 //#if F16_DECODE
@@ -179,10 +191,20 @@ fn row_factor(e: u32, n: u32) -> f32 {
   return f;
 }
 
-// Unit u of x row r (as f32, pre-scaled by expert e's pre_scale when PRESCALE).
-fn load_x(r: u32, u: u32, e: u32) -> mat4x4<f32> {
+// Unit u of x row r as f32.
+fn load_x_raw(r: u32, u: u32) -> mat4x4<f32> {
   let base = (r * params.x_stride + 16u * u) / 4u;
-  var m = mat4x4<f32>(vec4<f32>(x[base]), vec4<f32>(x[base + 1u]), vec4<f32>(x[base + 2u]), vec4<f32>(x[base + 3u]));
+  return mat4x4<f32>(vec4<f32>(x[base]), vec4<f32>(x[base + 1u]), vec4<f32>(x[base + 2u]), vec4<f32>(x[base + 3u]));
+}
+
+// A raw x unit times the norm weight (RMS_NORM; the row's 1/rms comes after the reduction) and expert e's
+// pre_scale (PRESCALE).
+fn scale_x(raw: mat4x4<f32>, u: u32, e: u32) -> mat4x4<f32> {
+  var m = raw;
+//#if RMS_NORM
+  let q = 4u * u;
+  m = mat4x4<f32>(m[0] * norm_w[q], m[1] * norm_w[q + 1u], m[2] * norm_w[q + 2u], m[3] * norm_w[q + 3u]);
+//#endif
 //#if PRESCALE
   let p = (e * params.K + 16u * u) / 4u;
   m = mat4x4<f32>(m[0] * pre_scale[p], m[1] * pre_scale[p + 1u], m[2] * pre_scale[p + 2u], m[3] * pre_scale[p + 3u]);
@@ -264,7 +286,7 @@ fn main(
     row_unit[r] = ((e - params.expert_begin) * params.N + (n - params.row_begin)) * (params.K / 16u);
   }
 
-  var acc: array<f32, SLOTS>;
+  var acc: array<f32, ALL_SLOTS>;
   for (var u = tk; u < units; u += TPK) {
     var w: array<mat4x4<f32>, ROWS>;
     var s: array<f32, ROWS>;
@@ -273,7 +295,11 @@ fn main(
       s[r] = unit_scale(e, row_global[r], u);
     }
     for (var i = 0u; i < M_TILE; i++) {
-      let xu = load_x(xrow[i], u, e);
+      let raw = load_x_raw(xrow[i], u);
+//#if RMS_NORM
+      acc[SLOTS + i] += mdot(raw, raw);
+//#endif
+      let xu = scale_x(raw, u, e);
       for (var r = 0u; r < ROWS; r++) {
         acc[r * M_TILE + i] += s[r] * mdot(w[r], xu);
       }
@@ -281,19 +307,19 @@ fn main(
   }
 
   // Row-group reduction: partials[part * slots_per_wg + slot], part = subgroup (or thread) within the row group.
-  let slots_per_wg = ROW_GROUPS * SLOTS;
+  let slots_per_wg = ROW_GROUPS * ALL_SLOTS;
 //#if SUBGROUPS
   let num_parts = TPK / sg_size;
-  for (var j = 0u; j < SLOTS; j++) {
+  for (var j = 0u; j < ALL_SLOTS; j++) {
     let v = subgroupAdd(acc[j]);
     if (sg_lane == 0u) {
-      partials[(tk / sg_size) * slots_per_wg + group * SLOTS + j] = v;
+      partials[(tk / sg_size) * slots_per_wg + group * ALL_SLOTS + j] = v;
     }
   }
 //#else
   let num_parts = TPK;
-  for (var j = 0u; j < SLOTS; j++) {
-    partials[tk * slots_per_wg + group * SLOTS + j] = acc[j];
+  for (var j = 0u; j < ALL_SLOTS; j++) {
+    partials[tk * slots_per_wg + group * ALL_SLOTS + j] = acc[j];
   }
 //#endif
   workgroupBarrier();
@@ -317,18 +343,26 @@ fn main(
       continue;
     }
 //#endif
-    let slot = g * SLOTS + ro * M_TILE + i;
+    let slot = g * ALL_SLOTS + ro * M_TILE + i;
+    var inv_rms = 1.0;
+//#if RMS_NORM
+    var ss = 0.0;
+    for (var p = 0u; p < num_parts; p++) {
+      ss += partials[p * slots_per_wg + g * ALL_SLOTS + SLOTS + i];
+    }
+    inv_rms = inverseSqrt(ss / f32(params.K) + params.norm_eps);
+//#endif
     var y = 0.0;
     for (var p = 0u; p < num_parts; p++) {
       y += partials[p * slots_per_wg + slot];
     }
-    y *= row_factor(e, o);
+    y *= row_factor(e, o) * inv_rms;
 //#if SILU_MUL
     var up = 0.0;
     for (var p = 0u; p < num_parts; p++) {
       up += partials[p * slots_per_wg + slot + OUT_ROWS * M_TILE];
     }
-    up *= row_factor(e, o + params.N / 2u);
+    up *= row_factor(e, o + params.N / 2u) * inv_rms;
     y = y / (1.0 + exp(-y)) * up;
 //#endif
     let idx = entry * params.out_stride + o;

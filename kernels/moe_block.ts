@@ -7,6 +7,8 @@
 //           projection + routing weights + sum over k + residual in one dispatch (moe_block_down.wgsl): 4
 //           dispatches; 3 with decodeRouter 'fused' (logits inside the router kernel). Where the fused down kernel
 //           cannot take the down weight (preScale, larger than one binding): grouped matvec down → combine, one more.
+//           With decodeRmsNorm the layer's RMSNorm runs inside the logits and gate_up matvecs (their rmsNorm
+//           prologue, reading the un-normed rows bind's `norm.x`), so the caller needs no norm dispatch for decode.
 //   prefill (larger T): router logits (dense f32 GEMM) → router → MoeAlign (pairs grouped by expert on the GPU,
 //           indirect dispatch arguments) → grouped GEMM gate_up → silu·mul → grouped GEMM down → combine: 7.
 // Buffers: x (T, H) f32, the normed input · out (T, H) f32 · residual (T, H) f32 (option inPlace false), or none
@@ -51,6 +53,11 @@ export interface MoeBlockOptions {
    * must show to be faster before it becomes the default. Prefill always uses a dense f32 GEMM for the logits.
    */
   decodeRouter?: 'fused' | 'matvec';
+  /**
+   * Decode applies the input RMSNorm itself (rmsNorm prologue of the logits and gate_up matvecs); bind then takes
+   * `norm` (un-normed rows, weight, eps). Prefill still reads the normed x. Not with decodeRouter 'fused'.
+   */
+  decodeRmsNorm?: boolean;
   /** Add the MoE output into `out` in place (the residual stream; default), or write residual + MoE to out. */
   inPlace?: boolean;
   /** Prefill GEMM path and tiles (default: tensor cores where available, else tiled f32). */
@@ -156,6 +163,8 @@ export class MoeBlock {
     maxDecodeTokens: number,
     private readonly tokenRows: GPUBuffer,
     private readonly pairRows: GPUBuffer,
+    /** Decode normalizes x itself (decodeRmsNorm): bind needs `norm`. */
+    readonly decodeRmsNorm = false,
   ) {
     this.dims = dims;
     this.maxDecodeTokens = maxDecodeTokens;
@@ -193,6 +202,8 @@ export class MoeBlock {
           };
     const routerFormat = w.router.format as 'bf16' | 'f32';
     const fusedRouter = o.decodeRouter === 'fused';
+    const rmsNorm = o.decodeRmsNorm ?? false;
+    if (rmsNorm && fusedRouter) fail(label, `decodeRmsNorm needs decodeRouter 'matvec' (the fused router reads x)`);
     const [
       router,
       routerFused,
@@ -208,13 +219,20 @@ export class MoeBlock {
     ] = await Promise.all([
       MoeRouter.create(gpu, { input: 'logits', normTopk: o.normTopk }),
       fusedRouter ? MoeRouter.create(gpu, { input: 'x', weightFormat: routerFormat, normTopk: o.normTopk }) : null,
-      fusedRouter ? null : Matvec.create(gpu, matvecVariantFor(gpu, w.router, { act, out: act })),
+      fusedRouter ? null : Matvec.create(gpu, matvecVariantFor(gpu, w.router, { act, out: act, rmsNorm })),
       // f32 FMA, never f16 operands: rounding x would move logits and could flip near-tie expert choices
       MatmulGemm.create(gpu, { format: routerFormat, path: 'tiled' }),
       // work split tuned for T = 1 (k entries): the case decode speed is judged by
       Matvec.create(
         gpu,
-        matvecVariantFor(gpu, w.gateUp, { act, out: act, grouped: true, epilogue: 'silu_mul', numTiles: k }),
+        matvecVariantFor(gpu, w.gateUp, {
+          act,
+          out: act,
+          grouped: true,
+          epilogue: 'silu_mul',
+          numTiles: k,
+          rmsNorm,
+        }),
       ),
       MoeAlign.create(gpu, { maxExperts: Math.max(512, E) }),
       gemm(w.gateUp),
@@ -250,7 +268,7 @@ export class MoeBlock {
       combine,
       down: downKernel,
     };
-    return new MoeBlock(gpu, label, w, kernels, dims, inPlace, maxDecodeTokens, tokenRows, pairRows);
+    return new MoeBlock(gpu, label, w, kernels, dims, inPlace, maxDecodeTokens, tokenRows, pairRows, rmsNorm);
   }
 
   /** Scratch for up to maxTokens tokens, for this block and every other block of the same dims. */
@@ -279,9 +297,18 @@ export class MoeBlock {
     };
   }
 
-  /** Binds once for up to scratch.maxTokens tokens; see MoeBlockBinding.forTokens. */
+  /**
+   * Binds once for up to scratch.maxTokens tokens; see MoeBlockBinding.forTokens. With decodeRmsNorm, `norm` gives
+   * the decode path its un-normed rows (T, H) f32, the norm weight f32 [H] and eps; bufs.x serves prefill only.
+   */
   bind(
-    bufs: { x: BufferSlice; out: BufferSlice; residual?: BufferSlice; scratch: MoeScratch },
+    bufs: {
+      x: BufferSlice;
+      out: BufferSlice;
+      residual?: BufferSlice;
+      scratch: MoeScratch;
+      norm?: { x: BufferSlice; weight: BufferSlice; eps: number };
+    },
     label = this.label,
   ): MoeBlockBinding {
     const { scratch: s } = bufs;
@@ -300,11 +327,19 @@ export class MoeBlock {
           ? 'this block adds in place into out (inPlace); got a separate residual'
           : 'this block was made with inPlace false and needs a residual buffer',
       );
+    if (this.decodeRmsNorm !== (bufs.norm !== undefined))
+      fail(
+        label,
+        this.decodeRmsNorm
+          ? 'this block normalizes in decode (decodeRmsNorm) and needs norm (x, weight, eps)'
+          : 'this block was made without decodeRmsNorm; got a norm',
+      );
     const maxTokens = s.maxTokens;
     for (const [what, slice] of [
       ['x', bufs.x],
       ['out', bufs.out],
       ['residual', bufs.residual],
+      ['norm.x', bufs.norm?.x],
     ] as const)
       if (slice && sliceBytes(slice) < maxTokens * H * 4)
         fail(
@@ -313,6 +348,10 @@ export class MoeBlock {
         );
     const kn = this.k;
     const w = this.weights;
+    // decode matvecs' x: the un-normed rows and the norm (decodeRmsNorm), else the normed rows
+    const decodeX = bufs.norm?.x ?? bufs.x;
+    const normWeight = bufs.norm?.weight;
+    const eps = bufs.norm?.eps;
     const maxPairs = maxTokens * k;
     // Bound once: the prefill GEMMs (grouped ones indirect, sized by the routing; the logits GEMM via setRows) and
     // the alignment (pair count via setPairs).
@@ -361,7 +400,11 @@ export class MoeBlock {
             ),
           ]
         : [
-            kn.logitsMv!.bind({ x: bufs.x, weight: w.router, out: s.logits }, { M: T }, `${label}/router_logits`),
+            kn.logitsMv!.bind(
+              { x: decodeX, weight: w.router, out: s.logits, normWeight },
+              { M: T, eps },
+              `${label}/router_logits`,
+            ),
             routerFromLogits(T),
           ];
     const pathFor = (T: number): MoePath => (T <= Math.min(this.maxDecodeTokens, maxTokens) ? 'decode' : 'prefill');
@@ -371,8 +414,8 @@ export class MoeBlock {
       if (pathFor(T) === 'decode') {
         const M = T * k;
         const gateUp = kn.gateUpMv.bind(
-          { x: bufs.x, weight: w.gateUp, out: s.act, tileExperts: s.topkIds, entryRows: this.tokenRows },
-          { M, numXRows: T },
+          { x: decodeX, weight: w.gateUp, out: s.act, tileExperts: s.topkIds, entryRows: this.tokenRows, normWeight },
+          { M, numXRows: T, eps },
           `${label}/gate_up`,
         );
         if ('fused' in kn.down) {

@@ -5,7 +5,8 @@
 //            token row), down [128, 2048, 768] (x = one row per entry, as gate_up wrote them)
 // Each line: time, effective GB/s (packed weights + scales of the experts read, activations and outputs) and its
 // fraction of the stream-read peak measured in this run, TFLOP/s (2·M·N·K). Targets on the H100 (docs/KERNELS.md):
-// NVFP4 GEMV ≥ 85% of the stream peak (q_proj, lm_head), grouped expert GEMV ≥ 70%.
+// NVFP4 GEMV ≥ 85% of the stream peak (q_proj, lm_head), grouped expert GEMV ≥ 70%. NVFP4 q_proj also runs with
+// the rmsNorm prologue (the decode qkv projection normalizing x itself): its cost over the plain line.
 //   npx tsx bench/kernels/matvec.ts [--quick] [--filter RE] [--json PATH] [--reps N]
 // --quick: smaller stand-in shapes (hidden 512, 16 experts) that run on lavapipe in well under a minute.
 // --sweep: also times NVFP4 q_proj, lm_head and the experts over a grid of work splits (rows, tpk, rowGroups) and
@@ -19,6 +20,7 @@ import { KernelError } from '../../core/errors.js';
 import { Matvec, type MatvecVariant, matvecVariantFor } from '../../kernels/matvec.js';
 import type { MatvecTuning } from '../../kernels/matvec_tuning.js';
 import { destroyWeight, uploadHostWeight } from '../../kernels/reference/matvec_weights.js';
+import { rmsNormRef } from '../../kernels/reference/rms_norm.js';
 import {
   type BenchArgs,
   BenchRunner,
@@ -57,6 +59,7 @@ async function readF32(gpu: Gpu, buf: GPUBuffer): Promise<Float32Array> {
 interface Split {
   tuning?: MatvecTuning;
   f16Decode?: boolean;
+  rmsNorm?: boolean;
 }
 
 const splitLabel = (t: MatvecTuning) => `r${t.rows}t${t.tpk}g${t.rowGroups}`;
@@ -81,7 +84,7 @@ async function denseCase(
 ) {
   const gpu = runner.gpu;
   const M = 1;
-  const name = `matvec_${format}_f32_f32`;
+  const name = `matvec_${format}_f32_f32${split.rmsNorm ? '_rmsnorm' : ''}`;
   const shape: Record<string, string | number> = { layer: s.name, M, N: s.N, K: s.K };
   if (runner.skips({ name, shape })) return;
   const host = makeWeight(format, 1, s);
@@ -98,18 +101,25 @@ async function denseCase(
   const x = randomX(M * s.K, s.N);
   const xBuf = createBufferFrom(gpu, 'x', x);
   const out = createBuffer(gpu, 'out', M * s.N * 4);
-  const dispatches: Dispatch[] = weights.map((weight) => kernel.bind({ x: xBuf, weight, out }, { M }));
+  // rmsNorm: weight in [0.5, 1.5]; the check compares against the normed x (f64 norm, rounded to f32)
+  const eps = 1e-6;
+  const normW = split.rmsNorm ? randomX(s.K, s.K + 1).map((v) => 1 + v / 2) : undefined;
+  const normBuf = normW ? createBufferFrom(gpu, 'norm_w', normW) : undefined;
+  const xRef = normW ? Float32Array.from(rmsNormRef(x, normW, M, s.K, eps)) : x;
+  const dispatches: Dispatch[] = weights.map((weight) =>
+    kernel.bind({ x: xBuf, weight, out, normWeight: normBuf }, { M, eps }),
+  );
   try {
     await runner.run({
       name: kernel.name,
       shape,
-      bytes: wBytes + M * s.K * 4 + M * s.N * 4,
+      bytes: wBytes + M * s.K * 4 + M * s.N * 4 + (normW ? s.K * 4 : 0),
       flops: 2 * M * s.N * s.K,
       async check() {
         await runDispatches(gpu, [dispatches[0]], 'check');
         const y = await readF32(gpu, out);
         const samples: Sample[] = sampleIndices(s.N, 64).map((col) => ({ row: 0, col, e: 0, xRow: 0 }));
-        return checkSamples((p) => y[p.row * s.N + p.col], host, x, samples, {});
+        return checkSamples((p) => y[p.row * s.N + p.col], host, xRef, samples, {});
       },
       encode(pass, rep) {
         dispatches[rep % dispatches.length].encode(pass);
@@ -119,6 +129,7 @@ async function denseCase(
     destroyCopies(weights);
     xBuf.destroy();
     out.destroy();
+    normBuf?.destroy();
   }
 }
 
@@ -220,6 +231,7 @@ const runner = new BenchRunner(gpu, args, peak);
 for (const s of denseShapes(args.quick)) {
   if (args.skipLarge && s.name === 'lm_head') continue;
   for (const format of formatsFor(s)) await denseCase(runner, s, format as 'nvfp4' | 'fp8' | 'bf16', args);
+  if (s.name === 'q_proj') await denseCase(runner, s, 'nvfp4', args, { rmsNorm: true });
 }
 for (const which of ['gateUp', 'down'] as const)
   for (const format of ['nvfp4', 'fp8'] as const) await groupedCase(runner, which, format, args.quick);

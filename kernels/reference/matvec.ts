@@ -1,7 +1,8 @@
 // CPU reference for kernels/matvec.wgsl, in f64, computed from the same packed bytes the GPU reads (each weight row
 // is dequantized with kernels/reference/quant_formats.ts first). Rows can be sampled for big shapes.
 //   x (rows, xStride) · W [E, N, K] (HostWeight) · returns (entries, nOut) and, per output, the bound Σ_k |x_k·w_k|
-//   that f32 accumulation error scales with (tests derive their tolerance from it).
+//   that f32 accumulation error scales with (tests derive their tolerance from it). With `norm` (the rmsNorm
+//   prologue) x rows are RMSNorm'ed first, in f64, and the bound is over the normed x.
 import { bf16BitsToF32 } from '../../core/float16.js';
 import type { MatvecEpilogue } from '../matvec.js';
 import type { WeightFormat } from '../weight_format.js';
@@ -73,6 +74,8 @@ export interface MatvecRefInput {
   residual?: ArrayLike<number>; // (M, nOut) for 'residual' and 'accumulate' (the previous out)
   /** Output columns to compute (default all). */
   columns?: number[];
+  /** rmsNorm prologue: x row · (mean_k x² + eps)^-1/2 · weight[k]. */
+  norm?: { weight: ArrayLike<number>; eps: number };
 }
 
 export interface MatvecRefOutput {
@@ -99,12 +102,26 @@ export function matvecRef(r: MatvecRefInput): MatvecRefOutput {
     }
     return v;
   };
+  const xCache = new Map<number, Float64Array>();
+  const xRow = (xr: number) => {
+    let v = xCache.get(xr);
+    if (!v) {
+      v = Float64Array.from({ length: K }, (_, k) => r.x[xr * r.xStride + k]);
+      if (r.norm) {
+        const inv = 1 / Math.sqrt(v.reduce((s, a) => s + a * a, 0) / K + r.norm.eps);
+        for (let k = 0; k < K; k++) v[k] *= inv * r.norm.weight[k];
+      }
+      xCache.set(xr, v);
+    }
+    return v;
+  };
   const dot = (e: number, n: number, xr: number): [number, number] => {
     const wr = rowOf(e, n);
+    const xv0 = xRow(xr);
     let acc = 0;
     let abs = 0;
     for (let k = 0; k < K; k++) {
-      const xv = r.x[xr * r.xStride + k] * (w.preScale ? w.preScale[e * K + k] : 1);
+      const xv = xv0[k] * (w.preScale ? w.preScale[e * K + k] : 1);
       acc += xv * wr[k];
       abs += Math.abs(xv * wr[k]);
     }

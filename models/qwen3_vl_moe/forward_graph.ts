@@ -1,9 +1,12 @@
 // One step of the text forward as a fixed list of dispatches, bound once per step shape (mode, T new tokens,
 // R logit rows) and re-recorded every step with that shape: embedding → per layer [RMSNorm → qkv projection →
 // q/k norm + M-RoPE + paged-KV write → attention → o_proj into the residual → RMSNorm → MoE block (router, experts,
-// weighted combine into the residual)] → final RMSNorm → lm_head on the R chosen rows. Stages are kept apart
+// weighted combine into the residual)] → final RMSNorm → lm_head on the R chosen rows. Small steps (matvec path)
+// fold each layer's two RMSNorms into their consumers (the qkv matvec's and the MoE decode matvecs' rmsNorm
+// prologue, reading the residual stream directly): two dispatches fewer per layer. Stages are kept apart
 // (embedding, each layer, head) so a debug run can copy the residual stream out between them; a normal step
 // records them all into one compute pass.
+import { KernelError } from '../../core/errors.js';
 import type { TokenStep } from '../../kernels/attention_step.js';
 import { ResidualAdd } from '../../kernels/elementwise.js';
 import { Embedding, type EmbeddingTable } from '../../kernels/embedding.js';
@@ -63,13 +66,21 @@ export class ForwardKernels {
         MoeBlock.create(
           gpu,
           { router: lw.router, gateUp: lw.gateUp, down: lw.down },
-          { topK: cfg.numExpertsPerTok, normTopk: cfg.normTopkProb, gemmPath: o.gemmPath },
+          { topK: cfg.numExpertsPerTok, normTopk: cfg.normTopkProb, gemmPath: o.gemmPath, decodeRmsNorm: true },
           `layer${l}/moe`,
         ),
       ),
     );
     const scratch = blocks[0].createScratch(bufs.limits.maxTokens, 'qwen3_vl_moe/moe_scratch');
-    const moe = blocks.map((block) => block.bind({ x: bufs.normed, out: bufs.hidden, scratch }));
+    // decode: the MoE's matvecs normalize the residual stream themselves (post_attention_layernorm)
+    const moe = blocks.map((block, l) =>
+      block.bind({
+        x: bufs.normed,
+        out: bufs.hidden,
+        scratch,
+        norm: { x: bufs.hidden, weight: weights.layers[l].postAttnNorm, eps: cfg.rmsNormEps },
+      }),
+    );
     return new ForwardKernels(
       await Embedding.create(gpu, { dst: 'f32' }),
       await RmsNorm.create(gpu, { src: 'f32', dst: 'f32' }),
@@ -106,7 +117,10 @@ export interface GraphInputs {
   attention: ForwardAttention;
 }
 
-/** A dense projection over T rows: matvec for small T (one weight read shared by up to 16 rows), else GEMM. */
+/**
+ * A dense projection over T rows: matvec for small T (one weight read shared by up to 16 rows), else GEMM. `norm`:
+ * x is un-normed and the matvec applies that RMSNorm in its prologue (matvec path only).
+ */
 async function projection(
   g: GraphInputs,
   weight: GpuWeight,
@@ -114,6 +128,7 @@ async function projection(
   out: GPUBuffer,
   T: number,
   accumulate: boolean,
+  norm?: { weight: GPUBuffer; eps: number },
 ): Promise<Dispatch[]> {
   if (T <= MATVEC_MAX_TOKENS) {
     const mv = await Matvec.create(
@@ -123,10 +138,16 @@ async function projection(
         out: 'f32',
         mTile: mTileFor(T),
         epilogue: accumulate ? 'accumulate' : 'none',
+        rmsNorm: norm !== undefined,
       }),
     );
-    return [mv.bind({ x, weight, out }, { M: T })];
+    return [mv.bind({ x, weight, out, normWeight: norm?.weight }, { M: T, eps: norm?.eps })];
   }
+  if (norm)
+    throw new KernelError(
+      'DAWN_ERR_KERNEL_SHAPE',
+      `projection ${weight.label}: the RMSNorm prologue needs the matvec path (T ≤ ${MATVEC_MAX_TOKENS})`,
+    );
   if (!accumulate) return [g.kernels.gemm.bind({ x, weight, y: out }, { M: T })];
   return [
     g.kernels.gemm.bind({ x, weight, y: g.bufs.projOut }, { M: T }),
@@ -156,9 +177,30 @@ export async function buildStepGraph(g: GraphInputs, T: number, R: number, mode:
   const layers: Dispatch[][] = [];
   for (const [l, lw] of w.layers.entries()) {
     const p = `layer${l}`;
+    // small steps: input_layernorm inside the qkv matvec, post_attention_layernorm inside the MoE's decode matvecs
+    const qkv =
+      T <= MATVEC_MAX_TOKENS
+        ? await projection(g, lw.qkv, b.hidden, b.qkv, T, false, { weight: lw.inputNorm, eps })
+        : [
+            k.rmsNorm.bind(
+              { x: b.hidden, w: lw.inputNorm, out: b.normed },
+              { rows: T, cols: H, eps },
+              `${p}/input_norm`,
+            ),
+            ...(await projection(g, lw.qkv, b.normed, b.qkv, T, false)),
+          ];
+    const postNorm =
+      k.moe[l].pathFor(T) === 'decode'
+        ? []
+        : [
+            k.rmsNorm.bind(
+              { x: b.hidden, w: lw.postAttnNorm, out: b.normed },
+              { rows: T, cols: H, eps },
+              `${p}/post_norm`,
+            ),
+          ];
     layers.push([
-      k.rmsNorm.bind({ x: b.hidden, w: lw.inputNorm, out: b.normed }, { rows: T, cols: H, eps }, `${p}/input_norm`),
-      ...(await projection(g, lw.qkv, b.normed, b.qkv, T, false)),
+      ...qkv,
       k.rope.bind(
         {
           qkv: b.qkv,
@@ -175,7 +217,7 @@ export async function buildStepGraph(g: GraphInputs, T: number, R: number, mode:
       ),
       ...g.attention.bind(l, g.caches[l], mode),
       ...(await projection(g, lw.o, b.attnOut, b.hidden, T, true)),
-      k.rmsNorm.bind({ x: b.hidden, w: lw.postAttnNorm, out: b.normed }, { rows: T, cols: H, eps }, `${p}/post_norm`),
+      ...postNorm,
       moeStage(k.moe[l], T),
     ]);
   }

@@ -2,7 +2,8 @@
 // K = 16·odd (16, 48, 272), N off the tile (1, 7, 33, 130), M = 1, 3, 16; every format, both reductions
 // (subgroups / workgroup memory), both decodes (f16 bit patterns / arithmetic), several work splits and x tiles.
 // Tolerance per output: |gpu − ref| ≤ (K + 16)·2^-24·Σ_k|x_k·w_k| + 2^-23·|ref|, plus 2^-11·|ref| + 2^-25 for f16
-// output (see matvec_check.ts). Out buffers carry a guard region; stride gaps must stay untouched.
+// output (see matvec_check.ts). Out buffers carry a guard region; stride gaps must stay untouched. The rmsNorm
+// prologue (x RMSNorm'ed inside the kernel, reference in f64) adds (K/2·2^-24 + 2^-20)·Σ_k|x_k·w_k|.
 import { describe, expect, it } from 'vitest';
 import { Matvec, type MatvecVariant, matvecVariantFor } from '../../kernels/matvec.js';
 import type { MatvecTuning } from '../../kernels/matvec_tuning.js';
@@ -43,6 +44,7 @@ describe.skipIf(!gpu)('matvec dense', () => {
       xStride?: number;
       outStride?: number;
       residual?: boolean;
+      norm?: boolean;
     } = {},
   ) {
     const { M, N, K } = shape;
@@ -61,6 +63,7 @@ describe.skipIf(!gpu)('matvec dense', () => {
       xStride,
       outStride: o.outStride,
       residual: o.residual ? randomX(M * nOut, 7 * N) : undefined,
+      norm: o.norm ? { weight: randomX(K, 5 * K + 1), eps: 1e-6 } : undefined,
     });
     destroyWeight(weight);
     expect(r.ok, r.message).toBe(true);
@@ -125,6 +128,20 @@ describe.skipIf(!gpu)('matvec dense', () => {
     await run('bf16', { M: 1, N: 14, K: 272 }, { epilogue: 'silu_mul', tuning: { rows: 4, tpk: 16, rowGroups: 2 } });
   });
 
+  it('rmsNorm prologue: every format, M 1 and 3, both reductions, x stride, accumulate, odd split', async () => {
+    const [first, second] = [reductions[0], reductions[reductions.length - 1]];
+    await run('nvfp4', { M: 1, N: 33, K: 272 }, { subgroups: first, rmsNorm: true }, { norm: true });
+    await run('fp8', { M: 3, N: 7, K: 48 }, { subgroups: second, rmsNorm: true, mTile: 2 }, { norm: true });
+    await run('bf16', { M: 3, N: 130, K: 272 }, { rmsNorm: true, mTile: 4 }, { norm: true, xStride: 276 });
+    await run('f32', { M: 3, N: 33, K: 48 }, { rmsNorm: true, epilogue: 'accumulate' }, { norm: true, residual: true });
+    await run(
+      'bf16',
+      { M: 3, N: 7, K: 16 },
+      { rmsNorm: true, subgroups: second, mTile: 16, tuning: { rows: 3, tpk: 8, rowGroups: 3 } },
+      { norm: true },
+    );
+  });
+
   it('rejects mismatched shapes and variants, naming the weight', async () => {
     const host = randomHostWeight('nvfp4', 1, 8, 32);
     const weight = uploadHostWeight(g, host, 'layers.3.self_attn.q_proj');
@@ -142,6 +159,11 @@ describe.skipIf(!gpu)('matvec dense', () => {
       /weight format nvfp4, the kernel was built for fp8/,
     );
     await expect(Matvec.create(g, { format: 'bf16', act: 'f32', out: 'f32', mTile: 17 })).rejects.toThrow(/mTile 17/);
+    const normed = await Matvec.create(g, matvecVariantFor(g, weight, { act: 'f32', out: 'f32', rmsNorm: true }));
+    expect(() => normed.bind({ x: big, weight, out: big }, { M: 1, eps: 1e-6 })).toThrow(
+      /normWeight is required by this variant/,
+    );
+    expect(() => normed.bind({ x: big, weight, out: big, normWeight: big }, { M: 1 })).toThrow(/rmsNorm needs eps/);
     destroyWeight(weight);
   });
 });

@@ -3,7 +3,9 @@
 // entries and stride gaps must keep the sentinel.
 // Tolerance per output (stated in the test headers): |gpu − ref| ≤ (K + 16)·2^-24·Σ_k|x_k·w_k|  (f32 accumulation
 // of K products plus a handful of scale multiplies, each ≤ 2^-24 relative) + 2^-23·|ref| (residual add, final
-// rounding), and for f16 output + 2^-11·|ref| + 2^-25 (one f16 rounding, subnormal spacing).
+// rounding), and for f16 output + 2^-11·|ref| + 2^-25 (one f16 rounding, subnormal spacing). With the rmsNorm
+// prologue (bound over the normed x) + (K/2·2^-24 + 2^-20)·Σ_k|x_k·w_k|: the f32 sum of K squares (≤ K·2^-24
+// relative, halved by the square root), inverseSqrt (2 ulp), the norm-weight multiply per x and the final scale.
 import { f32ToF16Bits, fromF16Array, toF16Array } from '../../core/float16.js';
 import { createBuffer, createBufferFrom, readBuffer } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
@@ -29,6 +31,8 @@ export interface MatvecCase {
   numXRows?: number;
   residual?: Float32Array; // (M, nOut): the residual input or the initial out for 'accumulate'
   maxBindingBytes?: number;
+  /** rmsNorm variants: the norm weight (f32 [K]) and epsilon. */
+  norm?: { weight: Float32Array; eps: number };
 }
 
 export interface MatvecCheck {
@@ -84,13 +88,14 @@ export async function checkMatvec(gpu: Gpu, c: MatvecCase): Promise<MatvecCheck>
     extra.tileExperts = createBufferFrom(gpu, 'tileExperts', c.grouped.tileExperts);
     extra.entryRows = createBufferFrom(gpu, 'entryRows', c.grouped.entryRows);
   }
+  const normBuf = c.norm ? createBufferFrom(gpu, 'norm_w', c.norm.weight) : undefined;
   const d = c.kernel.bind(
-    { x: xBuf, weight: c.weight, out, residual: residualBuf, ...extra },
-    { M: c.M, xStride, outStride, numXRows: c.numXRows, maxBindingBytes: c.maxBindingBytes },
+    { x: xBuf, weight: c.weight, out, residual: residualBuf, normWeight: normBuf, ...extra },
+    { M: c.M, xStride, outStride, numXRows: c.numXRows, maxBindingBytes: c.maxBindingBytes, eps: c.norm?.eps },
   );
   await runDispatches(gpu, [d], c.kernel.name);
   const raw = await readBuffer(gpu, out);
-  for (const b of [xBuf, out, residualBuf, extra.tileExperts, extra.entryRows]) b?.destroy();
+  for (const b of [xBuf, out, residualBuf, normBuf, extra.tileExperts, extra.entryRows]) b?.destroy();
 
   const ref = matvecRef({
     weight: c.host,
@@ -100,6 +105,7 @@ export async function checkMatvec(gpu: Gpu, c: MatvecCase): Promise<MatvecCheck>
     grouped: c.grouped,
     epilogue: v.epilogue,
     residual,
+    norm: c.norm,
   });
   const got = v.out === 'f16' ? fromF16Array(new Uint16Array(raw, 0, outElems)) : new Float32Array(raw, 0, outElems);
   const bits = v.out === 'f16' ? new Uint16Array(raw, 0, outElems) : new Uint32Array(raw, 0, outElems);
@@ -122,6 +128,7 @@ export async function checkMatvec(gpu: Gpu, c: MatvecCase): Promise<MatvecCheck>
       const b = ref.bound[p * nOut + n];
       let tol = (K + 16) * 2 ** -24 * b + 2 ** -23 * Math.abs(r) + 1e-30;
       if (v.out === 'f16') tol += 2 ** -11 * Math.abs(r) + 2 ** -25;
+      if (c.norm) tol += ((K / 2) * 2 ** -24 + 2 ** -20) * b;
       const err = Math.abs(got[i] - r);
       worst = Math.max(worst, err / tol);
       if (!(err <= tol)) {

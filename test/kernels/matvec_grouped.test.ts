@@ -5,7 +5,8 @@
 // gate_up (silu_mul, numRowGroups 2) reading token rows, the down projection reading one x row per entry, the
 // residual/accumulate epilogues, preScale, and an expert stack split over several bindings by whole experts.
 // Tolerance per output (matvec_check.ts): |gpu − ref| ≤ (K + 16)·2^-24·Σ_k|x_k·w_k| + 2^-23·|ref|, silu_mul
-// propagating gate and up errors through the product, f16 output + 2^-11·|ref| + 2^-25.
+// propagating gate and up errors through the product, f16 output + 2^-11·|ref| + 2^-25; the rmsNorm prologue
+// (token rows RMSNorm'ed inside the kernel) + (K/2·2^-24 + 2^-20)·Σ_k|x_k·w_k|.
 import { describe, expect, it } from 'vitest';
 import { groupEntries, Matvec, type MatvecVariant, matvecVariantFor, NO_ROW } from '../../kernels/matvec.js';
 import type { MatvecTuning } from '../../kernels/matvec_tuning.js';
@@ -50,7 +51,12 @@ describe.skipIf(!gpu)('matvec grouped (MoE)', () => {
     K: number,
     tokens: number,
     v: Partial<MatvecVariant> & { tuning?: MatvecTuning },
-    o: RandomWeightOptions & { xRowPerEntry?: boolean; residual?: boolean; maxBindingBytes?: number } = {},
+    o: RandomWeightOptions & {
+      xRowPerEntry?: boolean;
+      residual?: boolean;
+      maxBindingBytes?: number;
+      norm?: boolean;
+    } = {},
   ) {
     const mTile = v.mTile ?? 1;
     const host = randomHostWeight(format, E, N, K, { seed: N * 7 + K + tokens, ...o });
@@ -71,6 +77,7 @@ describe.skipIf(!gpu)('matvec grouped (MoE)', () => {
       grouped: { tileExperts: r.tileExperts, entryRows: r.entryRows, mTile },
       residual: o.residual ? randomX(r.M * nOut, 3 * N) : undefined,
       maxBindingBytes: o.maxBindingBytes,
+      norm: o.norm ? { weight: randomX(K, 3 * K + 2), eps: 1e-6 } : undefined,
     });
     destroyWeight(weight);
     expect(res.ok, res.message).toBe(true);
@@ -105,6 +112,21 @@ describe.skipIf(!gpu)('matvec grouped (MoE)', () => {
     await run('nvfp4', 33, 144, 3, {}, { xRowPerEntry: true, preScale: true });
     await run('fp8', 33, 144, 2, { mTile: 4 }, { xRowPerEntry: true, scaleBlock: [16, 128] });
     if (g.caps.hasF16) await run('nvfp4', 33, 144, 3, { mTile: 4, act: 'f16', out: 'f16' }, { xRowPerEntry: true });
+  });
+
+  it('rmsNorm prologue on token rows: silu_mul gate_up (nvfp4, bf16) and plain fp8, 1 and 3 tokens', async () => {
+    const [first, second] = [reductions[0], reductions[reductions.length - 1]];
+    const norm = { norm: true };
+    await run(
+      'nvfp4',
+      70,
+      272,
+      1,
+      { epilogue: 'silu_mul', subgroups: first, rmsNorm: true },
+      { ...norm, numRowGroups: 2 },
+    );
+    await run('bf16', 70, 48, 3, { epilogue: 'silu_mul', subgroups: second, rmsNorm: true, mTile: 4 }, norm);
+    await run('fp8', 33, 144, 3, { rmsNorm: true }, { ...norm, scaleBlock: [16, 128] });
   });
 
   it('epilogues residual and accumulate on grouped entries', async () => {

@@ -6,12 +6,15 @@
 // evaluated with the GPU's ids. Tolerance per output: |gpu − ref| ≤ 2·bound + 1e-6, bound = the first-order f32
 // error bound the reference propagates through router, gate_up, silu·up, down and the weighted sum (f16 operand
 // rounding included where the prefill GEMM uses tensor cores). Rows past T and a guard region must stay untouched.
+// decodeRmsNorm: the block gets un-normed rows and the norm weight (eps 1e-6), the reference the f64 RMSNorm of
+// them; the in-kernel norm's f32 error (≤ (H/2·2^-24 + 2^-20) relative per x) stays within the same 2·bound.
 import { describe, expect, it } from 'vitest';
 import { createBuffer, createBufferFrom, readBuffer, readU32 } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import { runDispatches } from '../../kernels/gpu/dispatch.js';
 import { MoeBlock, type MoeBlockWeights } from '../../kernels/moe_block.js';
 import { type MoeBlockHost, moeBlockRef } from '../../kernels/reference/moe_block.js';
+import { rmsNormRef } from '../../kernels/reference/rms_norm.js';
 import { dequantHostWeight, randomHostWeight, uploadHostWeight } from '../../kernels/reference/gemm_weights.js';
 import type { WeightFormat } from '../../kernels/weight_format.js';
 import { randomArray } from '../helpers/compare.js';
@@ -87,11 +90,15 @@ describe.skipIf(!gpu)('moe_block', () => {
       path: 'decode' | 'prefill';
       fusedDown?: boolean;
       decodeRouter?: 'fused' | 'matvec';
+      decodeRmsNorm?: boolean;
     },
   ) {
     const { H, E, topK: k } = m.host;
     const { T, maxTokens } = o;
-    const fused = (o.fusedDown === false ? ' unfused' : '') + (o.decodeRouter === 'fused' ? ' fused router' : '');
+    const fused =
+      (o.fusedDown === false ? ' unfused' : '') +
+      (o.decodeRouter === 'fused' ? ' fused router' : '') +
+      (o.decodeRmsNorm ? ' rms_norm' : '');
     const name = `${m.weights.down.format} E=${E} k=${k} H=${H} I=${m.host.I} T=${T} ${o.path}${fused}${o.inPlace ? ' in place' : ''}`;
     const block = await MoeBlock.create(g, m.weights, {
       topK: k,
@@ -100,16 +107,23 @@ describe.skipIf(!gpu)('moe_block', () => {
       fusedDown: o.fusedDown,
       inPlace: o.inPlace,
       decodeRouter: o.decodeRouter,
+      decodeRmsNorm: o.decodeRmsNorm,
     });
     const scratch = block.createScratch(maxTokens);
-    const x = randomArray(maxTokens * H, T * 13 + H, 1);
+    const rawX = randomArray(maxTokens * H, T * 13 + H, 1);
+    const eps = 1e-6;
+    const normW = randomArray(H, H + 5, 1);
+    const x = o.decodeRmsNorm ? rmsNormRef(rawX, normW, maxTokens, H, eps) : rawX;
     const residual = randomArray(maxTokens * H, T * 17 + H, 4);
     const init = new Uint32Array(maxTokens * H + GUARD).fill(SENTINEL);
     if (o.inPlace) init.set(new Uint32Array(residual.buffer));
     const out = createBuffer(g, 'h', init.byteLength);
     g.queue.writeBuffer(out, 0, init);
     const binding = block.bind({
-      x: createBufferFrom(g, 'x', x),
+      x: createBufferFrom(g, 'x', Float32Array.from(x)),
+      norm: o.decodeRmsNorm
+        ? { x: createBufferFrom(g, 'raw_x', rawX), weight: createBufferFrom(g, 'norm_w', normW), eps }
+        : undefined,
       out,
       residual: o.inPlace ? undefined : createBufferFrom(g, 'residual', residual),
       scratch,
@@ -163,6 +177,22 @@ describe.skipIf(!gpu)('moe_block', () => {
     for (const T of [1, 3])
       await check(m, { T, maxTokens: 40, maxDecodeTokens: 4, inPlace: false, path: 'decode', decodeRouter: 'fused' });
     for (const T of [3, 40]) await check(m, { T, maxTokens: 40, maxDecodeTokens: 1, inPlace: false, path: 'prefill' });
+  });
+
+  it('decodeRmsNorm: the norm inside the logits and gate_up matvecs (nvfp4 E=13 k=8 H=48 I=80, bf16 E=8 k=2 H=80 I=48)', async () => {
+    const m = makeModel(g, 'nvfp4', 13, 8, 48, 80, true);
+    for (const T of [1, 3])
+      await check(m, { T, maxTokens: 5, maxDecodeTokens: 4, inPlace: true, path: 'decode', decodeRmsNorm: true });
+    const b = makeModel(g, 'bf16', 8, 2, 80, 48, true);
+    await check(b, { T: 3, maxTokens: 5, maxDecodeTokens: 4, inPlace: false, path: 'decode', decodeRmsNorm: true });
+    // prefill still reads the normed x
+    await check(b, { T: 5, maxTokens: 5, maxDecodeTokens: 4, inPlace: true, path: 'prefill', decodeRmsNorm: true });
+    const block = await MoeBlock.create(g, b.weights, { topK: 2, normTopk: true, decodeRmsNorm: true });
+    const buf = createBuffer(g, 'buf', 4 * 80 * 4);
+    expect(() => block.bind({ x: buf, out: buf, scratch: block.createScratch(4) })).toThrow(/needs norm/);
+    await expect(
+      MoeBlock.create(g, b.weights, { topK: 2, normTopk: true, decodeRmsNorm: true, decodeRouter: 'fused' }),
+    ).rejects.toThrow(/decodeRmsNorm needs decodeRouter 'matvec'/);
   });
 
   it('bf16 experts, E=8 k=2 H=80 I=48, in place: T = 1, 3, 40 decode; 40 prefill', async () => {
