@@ -58,6 +58,22 @@ export interface SampleRow {
   numPromptTokens?: number;
 }
 
+/** Greedy decoding (temperature 0, no filters or penalties) at output step `step`. */
+export function greedySampleRow(step: number): SampleRow {
+  return {
+    temperature: 0,
+    topK: null,
+    topP: 1,
+    minP: 0,
+    repetitionPenalty: 1,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    seed: 0,
+    step,
+    numLogprobs: null,
+  };
+}
+
 export interface SampledTopLogprob {
   tokenId: number;
   logprob: number;

@@ -21,7 +21,7 @@ import { pathToFileURL } from 'node:url';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import { timeDispatches } from '../../kernels/gpu/timing.js';
 import { KV_BLOCK_SIZE, type KvDtype, kvBytesPerElement } from '../../kernels/kv_cache.js';
-import type { SampleRow } from '../../kernels/sampling.js';
+import { greedySampleRow, type SampleRow } from '../../kernels/sampling.js';
 import { type WeightFormat, weightBytesPerExpert } from '../../kernels/weight_format.js';
 import type { Qwen3VlMoeTextConfig } from '../../models/qwen3_vl_moe/config.js';
 import { Qwen3VlMoeModel, type SeqStep } from '../../models/qwen3_vl_moe/model.js';
@@ -97,21 +97,6 @@ function randomTokens(n: number, vocab: number, seed: number): number[] {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s % vocab;
   });
-}
-
-function greedy(step: number): SampleRow {
-  return {
-    temperature: 0,
-    topK: null,
-    topP: 1,
-    minP: 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    seed: 0,
-    step,
-    numLogprobs: null,
-  };
 }
 
 /** One sequence in its own run of KV blocks. */
@@ -300,7 +285,7 @@ async function measureBatch(x: BatchContext, B: number): Promise<Record<string, 
     for (let p = 0; p < prompt.length; p += prefillChunk) {
       const chunk = prompt.slice(p, p + prefillChunk);
       const last = p + chunk.length >= prompt.length;
-      const r = await model.forward({ seqs: [s.step(chunk, last ? greedy(0) : undefined)], logits: 'none' });
+      const r = await model.forward({ seqs: [s.step(chunk, last ? greedySampleRow(0) : undefined)], logits: 'none' });
       s.cached += chunk.length;
       if (last) next.push(r.samples[0]!.tokenId);
     }
@@ -312,7 +297,7 @@ async function measureBatch(x: BatchContext, B: number): Promise<Record<string, 
   );
   let stepNo = 1;
   const decodeStep = async () => {
-    const r = await model.forward({ seqs: seqs.map((s, i) => s.step([next[i]], greedy(stepNo))) });
+    const r = await model.forward({ seqs: seqs.map((s, i) => s.step([next[i]], greedySampleRow(stepNo))) });
     for (const s of seqs) s.cached += 1;
     next = r.samples.map((x) => x!.tokenId);
     stepNo++;

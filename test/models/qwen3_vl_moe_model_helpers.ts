@@ -1,7 +1,7 @@
 // Drives the GPU model the way the engine will: each sequence owns a fixed run of KV blocks, a step is its new
 // tokens with consecutive positions and the slots they land in.
 import { KV_BLOCK_SIZE } from '../../kernels/kv_cache.js';
-import type { SampleRow } from '../../kernels/sampling.js';
+import { greedySampleRow } from '../../kernels/sampling.js';
 import type { Qwen3VlMoeModel, SeqStep } from '../../models/qwen3_vl_moe/model.js';
 import { argmax } from './qwen3_vl_moe_reference.js';
 
@@ -35,20 +35,8 @@ export class TestSeq {
   }
 }
 
-export function greedyRow(step: number): SampleRow {
-  return {
-    temperature: 0,
-    topK: null,
-    topP: 1,
-    minP: 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    seed: 0,
-    step,
-    numLogprobs: null,
-  };
-}
+/** Kept under the name the model tests use. */
+export const greedyRow = greedySampleRow;
 
 /**
  * Prefill `prompt`, then decode greedily `count` tokens, one step each: the argmax of the logits read back, or with
