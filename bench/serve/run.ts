@@ -196,6 +196,7 @@ class Gate {
   }
 }
 
+/** At least `ms`: timers take whole milliseconds, and a fractional delay rounded down would send a request early. */
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, Math.ceil(ms)));
 }
