@@ -11,6 +11,7 @@ import {
   encodingAgrees,
   expectedName,
   nvfp4GroupSize,
+  nvfp4Source,
   type RoleGroup,
   type ScaleSource,
 } from './linear_source.js';
@@ -154,15 +155,7 @@ export function classifyFused(
       ok = false;
     }
     if (!ok) return null;
-    return {
-      encoding: 'nvfp4',
-      data: t,
-      blockScale: bs.tensor,
-      global: { tensor: gs.tensor, invert: gs.slot.role === 'weight_global_scale' },
-      input: input ? { tensor: input.tensor, invert: input.slot.role === 'input_global_scale' } : null,
-      preQuant: pq?.tensor ?? null,
-      orientation,
-    };
+    return { ...nvfp4Source(t, bs, gs, input, pq), orientation };
   }
   if (t.dtype === 'F8_E4M3') {
     if (extra(['data', 'weight_scale', 'weight_scale_inv', 'input_scale'])) return null;

@@ -39,6 +39,29 @@ export type SliceSource =
 
 export const nvfp4GroupSize = 16;
 
+export type Nvfp4Source = Extract<SliceSource, { encoding: 'nvfp4' }>;
+
+/**
+ * An NVFP4 weight's tensors by role, each scale with the direction it applies in: `weight_scale_2` and
+ * `input_scale` multiply (ModelOpt); `weight_global_scale` and `input_global_scale` divide (compressed-tensors).
+ */
+export function nvfp4Source(
+  data: CheckpointTensor,
+  blockScale: MatchedTensor,
+  global: MatchedTensor,
+  input: MatchedTensor | null | undefined,
+  preQuant: MatchedTensor | null | undefined,
+): Nvfp4Source {
+  return {
+    encoding: 'nvfp4',
+    data,
+    blockScale: blockScale.tensor,
+    global: { tensor: global.tensor, invert: global.slot.role === 'weight_global_scale' },
+    input: input ? { tensor: input.tensor, invert: input.slot.role === 'input_global_scale' } : null,
+    preQuant: preQuant?.tensor ?? null,
+  };
+}
+
 export function describeTensor(t: CheckpointTensor): string {
   return `"${t.name}" ${t.dtype} ${formatShape(t.shape)} (${t.file.fileName})`;
 }
@@ -197,14 +220,7 @@ function classifyNvfp4(
       expectDtype(pq.tensor, isFloatDtype(pq.tensor.dtype), 'a float dtype', ctx) &&
       ok;
   if (!ok) return null;
-  return {
-    encoding: 'nvfp4',
-    data: t,
-    blockScale: bs.tensor,
-    global: { tensor: gs.tensor, invert: gs.slot.role === 'weight_global_scale' },
-    input: input ? { tensor: input.tensor, invert: input.slot.role === 'input_global_scale' } : null,
-    preQuant: pq?.tensor ?? null,
-  };
+  return nvfp4Source(t, bs, gs, input, pq);
 }
 
 /** Block size the scheme promises for FP8 block scales. */
