@@ -12,7 +12,7 @@
 // on tensor cores, tile m × n × k on the tiled path); every line prints its tile as tile=<M>x<N>k<K>.
 // --quick: M = 32 tokens and the smaller stand-in shapes (hidden 512, 16 experts) that run on lavapipe in well
 // under a minute.
-import { createBuffer, createBufferFrom, readBuffer } from '../../kernels/gpu/buffers.js';
+import { createBuffer, createBufferFrom, readBuffer, readF32 } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import { type Dispatch, runDispatches } from '../../kernels/gpu/dispatch.js';
 import { KernelError } from '../../core/errors.js';
@@ -38,21 +38,10 @@ import {
   formatsFor,
   type LinearShape,
   makeWeight,
+  randomUniform,
   type Sample,
   uploadCopies,
 } from './lib/matmul_bench.js';
-
-function randomValues(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + (s / 4294967296) * (hi - lo);
-  });
-}
-
-async function readF32(gpu: Gpu, buf: GPUBuffer): Promise<Float32Array> {
-  return new Float32Array(await readBuffer(gpu, buf));
-}
 
 /** Tile knobs to try (--sweep); empty = the defaults. */
 type Tiling = Pick<MatmulGemmVariant, 'tile' | 'subgroupTile'>;
@@ -91,7 +80,7 @@ async function denseCase(
   const wBytes = expertBytes(host);
   const copies = args.quick ? rotationCopies(wBytes, 8 << 20, 32 << 20) : rotationCopies(wBytes, 128 << 20, 1 << 30);
   const weights = uploadCopies(gpu, host, s.name, copies);
-  const x = randomValues(M * s.K, s.N);
+  const x = randomUniform(M * s.K, s.N);
   const xBuf = createBufferFrom(gpu, 'x', x);
   const y = createBuffer(gpu, 'y', M * s.N * 4);
   const dispatches: Dispatch[] = weights.map((weight) => kernel.bind({ x: xBuf, weight, y }, { M }));
@@ -181,9 +170,9 @@ async function groupedCases(
     const alignD = align.bind(idsBuf, routing, pairs);
     const xRowDiv = down ? 1 : topk; // gate_up reads token rows; down reads the rows gate_up wrote per pair
     const xRows = pairs / xRowDiv;
-    const x = randomValues(xRows * s.K, s.N + 3);
+    const x = randomUniform(xRows * s.K, s.N + 3);
     const xBuf = createBufferFrom(gpu, 'x', x);
-    const rw = randomValues(pairs, 11, 0.05, 0.3);
+    const rw = randomUniform(pairs, 11, 0.05, 0.3);
     const rwBuf = down ? createBufferFrom(gpu, 'route_weights', rw) : undefined;
     const y = createBuffer(gpu, 'y', pairs * s.N * 4);
     const gemm = kernel.bindGrouped({ x: xBuf, weight, y, routing, routeWeights: rwBuf }, { xRowDiv, consumer: 0 });

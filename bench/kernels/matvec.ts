@@ -13,7 +13,7 @@
 // both decodes, for tuning on the GPU; the default split of each line is printed as split=r<rows>t<tpk>g<groups>.
 // Dense weights rotate over copies larger than the last-level cache; grouped cases rotate over disjoint expert
 // sets (every repetition reads 8 experts no earlier repetition of the cycle read).
-import { createBuffer, createBufferFrom, readBuffer } from '../../kernels/gpu/buffers.js';
+import { createBuffer, createBufferFrom, readF32 } from '../../kernels/gpu/buffers.js';
 import type { Gpu } from '../../kernels/gpu/device.js';
 import { type Dispatch, runDispatches } from '../../kernels/gpu/dispatch.js';
 import { KernelError } from '../../core/errors.js';
@@ -39,21 +39,10 @@ import {
   formatsFor,
   type LinearShape,
   makeWeight,
+  randomUniform,
   type Sample,
   uploadCopies,
 } from './lib/matmul_bench.js';
-
-function randomX(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 4294967296) * 2 - 1;
-  });
-}
-
-async function readF32(gpu: Gpu, buf: GPUBuffer): Promise<Float32Array> {
-  return new Float32Array(await readBuffer(gpu, buf));
-}
 
 /** A work split to try (--sweep); undefined fields take the defaults. */
 interface Split {
@@ -98,12 +87,12 @@ async function denseCase(
     destroyCopies(weights);
     return;
   }
-  const x = randomX(M * s.K, s.N);
+  const x = randomUniform(M * s.K, s.N);
   const xBuf = createBufferFrom(gpu, 'x', x);
   const out = createBuffer(gpu, 'out', M * s.N * 4);
   // rmsNorm: weight in [0.5, 1.5]; the check compares against the normed x (f64 norm, rounded to f32)
   const eps = 1e-6;
-  const normW = split.rmsNorm ? randomX(s.K, s.K + 1).map((v) => 1 + v / 2) : undefined;
+  const normW = split.rmsNorm ? randomUniform(s.K, s.K + 1).map((v) => 1 + v / 2) : undefined;
   const normBuf = normW ? createBufferFrom(gpu, 'norm_w', normW) : undefined;
   const xRef = normW ? Float32Array.from(rmsNormRef(x, normW, M, s.K, eps)) : x;
   const dispatches: Dispatch[] = weights.map((weight) =>
@@ -172,7 +161,7 @@ async function groupedCase(
   }
   const nOut = kernel.outColumns(weight);
   const xRows = silu ? 1 : A; // gate_up reads the token's row; down reads one row per entry
-  const x = randomX(xRows * s.K, s.N + 1);
+  const x = randomUniform(xRows * s.K, s.N + 1);
   const xBuf = createBufferFrom(gpu, 'x', x);
   const out = createBuffer(gpu, 'out', A * nOut * 4);
   const rows = Uint32Array.from({ length: A }, (_, p) => (silu ? 0 : p));

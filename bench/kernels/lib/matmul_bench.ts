@@ -16,6 +16,15 @@ export interface LinearShape {
 }
 
 /** Dense projections of one decoder layer and the LM head (hidden 2048, 32 q heads and 4 kv heads of 128). */
+/** Seeded uniform values in [lo, hi) (an LCG: the same inputs every run, so checks and timings repeat). */
+export function randomUniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return lo + (s / 4294967296) * (hi - lo);
+  });
+}
+
 export function denseShapes(quick: boolean): LinearShape[] {
   return quick
     ? [
