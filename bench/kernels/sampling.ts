@@ -6,22 +6,12 @@
 import { createBuffer, writeBuffer } from '../../kernels/gpu/buffers.js';
 import { runDispatches } from '../../kernels/gpu/dispatch.js';
 import { sampleRef } from '../../kernels/reference/sampling.js';
-import { type SampleRow, Sampling } from '../../kernels/sampling.js';
+import { greedySampleRow, type SampleRow, Sampling } from '../../kernels/sampling.js';
 import { BenchRunner, measureStreamPeak, openBenchGpu, parseBenchArgs } from './harness.js';
 
 const V = 151936;
-const base: SampleRow = {
-  temperature: 1,
-  topK: null,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 1,
-  step: 0,
-  numLogprobs: null,
-};
+/** Plain sampling at temperature 1, no filters or penalties. */
+const base: SampleRow = { ...greedySampleRow(0), temperature: 1, seed: 1 };
 const history = Array.from({ length: 600 }, (_, i) => (i * 7919) % V);
 const MODES: Record<string, SampleRow> = {
   greedy: { ...base, temperature: 0 },

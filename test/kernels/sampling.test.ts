@@ -7,6 +7,7 @@ import { createBuffer, readBuffer, writeBuffer } from '../../kernels/gpu/buffers
 import { runDispatches } from '../../kernels/gpu/dispatch.js';
 import { keptTokensRef, sampleRef } from '../../kernels/reference/sampling.js';
 import {
+  greedySampleRow,
   SAMPLING_OUT_WORDS,
   type SampleResult,
   type SampleRow,
@@ -19,18 +20,8 @@ import { gpuOrSkip } from '../helpers/gpu.js';
 const gpu = await gpuOrSkip();
 const SENTINEL = 0x7eadbeef;
 
-const base: SampleRow = {
-  temperature: 1,
-  topK: null,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 1,
-  step: 0,
-  numLogprobs: null,
-};
+/** Plain sampling at temperature 1, no filters or penalties. */
+const base: SampleRow = { ...greedySampleRow(0), temperature: 1, seed: 1 };
 
 function expectSame(got: SampleResult[], ref: SampleResult[], what: string) {
   expect(
